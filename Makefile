@@ -1,0 +1,34 @@
+# Tasks of the template repository itself. The generated project has its own Makefile (template/Makefile.jinja).
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap demo test test-fast lint bench docs clean
+
+DEMO_DIR ?= build/demo
+export PATH := $(HOME)/.local/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export CKV_SKIP_PACKAGE_UPDATE_CHECK := true
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+bootstrap: ## Install the template's tools and checkers (uv, copier, pytest, checkov, promtool, ...)
+	bash .ci/bootstrap
+
+demo: bootstrap ## Render a project with the defaults into build/demo and run its pipeline end to end
+	rm -rf $(DEMO_DIR)
+	uv run copier copy --defaults --vcs-ref HEAD . $(DEMO_DIR)
+	cd $(DEMO_DIR) && git init -q && git add -A \
+		&& git -c user.name=demo -c user.email=demo@example.com commit -qm "Start from copier-mlops" \
+		&& $(MAKE) setup pipeline test
+
+test: bootstrap ## Run the whole test suite (render matrix, checkers, end-to-end, update round-trip)
+	uv run pytest
+
+test-fast: ## Run the tests without the slow end-to-end ones
+	uv run pytest -m "not slow"
+
+lint: ## Lint the template's own Python (hooks/, tests/)
+	uv run ruff check hooks tests
+	uv run ruff format --check hooks tests
+
+clean: ## Remove build output
+	rm -rf build .pytest_cache
