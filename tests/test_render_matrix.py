@@ -1,0 +1,165 @@
+"""Every answer combination the validators allow renders into a clean project.
+
+For each render: the files the answers call for are there and the others are not, nothing is left unrendered, every
+data file parses, every Python file compiles and passes ruff with the generated project's own configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ALLOWED_COMBOS, combo_id, run, tool
+
+PACKAGE = "customer_churn"
+ANSWER_NAMES = (
+    "project_name|project_slug|package_name|description|author_name|author_email|github_org|cost_center|"
+    "python_version|license|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
+    "cloud_region|dvc_remote_url"
+)
+LEFTOVER_ANSWER = re.compile(r"\{\{-?\s*(" + ANSWER_NAMES + r")\b")
+JINJA_STATEMENT = re.compile(r"\{%-?\s*(if|for|set|raw|endif|endfor|endraw|else|elif)\b")
+# Directories whose files legitimately contain `{{ ... }}`: GitHub expressions, Prometheus and Grafana templating.
+TEMPLATING_DIRS = (".github", "monitoring")
+
+ALWAYS = [
+    ".copier-answers.yml",
+    "README.md",
+    "Makefile",
+    "pyproject.toml",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvc/config",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "Dockerfile",
+    ".dockerignore",
+    "SECURITY.md",
+    "data/raw/customers.csv",
+    f"src/{PACKAGE}/__init__.py",
+    f"src/{PACKAGE}/contract.py",
+    f"src/{PACKAGE}/features.py",
+    f"src/{PACKAGE}/validation.py",
+    f"src/{PACKAGE}/train.py",
+    f"src/{PACKAGE}/evaluate.py",
+    f"src/{PACKAGE}/gate.py",
+    f"src/{PACKAGE}/batch.py",
+    f"src/{PACKAGE}/serving/app.py",
+    f"src/{PACKAGE}/serving/metrics.py",
+    ".github/workflows/ci.yml",
+    ".github/workflows/train.yml",
+    ".github/workflows/template-update.yml",
+    ".github/dependabot.yml",
+    "docs/architecture.md",
+    "docs/well-architected.md",
+]
+
+
+def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
+    """(paths that must exist, paths that must not) for one answer set."""
+    cloud = answers.get("cloud_provider", "aws")
+    serving = answers.get("serving", "container")
+    tracking = answers.get("experiment_tracking", "mlflow")
+    monitoring = answers.get("monitoring", True)
+    present, absent = set(ALWAYS), set()
+
+    for other in ("aws", "gcp", "azure"):
+        (present if other == cloud else absent).add(f"infra/terraform/{other}")
+    (absent if cloud == "none" else present).update({".github/workflows/infra.yml"})
+    if cloud == "none":
+        absent.add("infra")
+    deploys = cloud != "none" and serving != "none"
+    (present if deploys else absent).add(".github/workflows/cd.yml")
+    (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/mlflow_tracking.py")
+    monitored = {"monitoring", ".github/workflows/drift.yml", f"src/{PACKAGE}/drift.py"}
+    (present if monitoring else absent).update(monitored)
+    return present, absent
+
+
+RENDERS = [*ALLOWED_COMBOS, {"monitoring": False}]
+
+
+@pytest.mark.parametrize("answers", RENDERS, ids=combo_id)
+def test_render_has_exactly_the_expected_files(render, answers: dict) -> None:
+    project = render(**answers)
+    present, absent = expected_paths(answers)
+    missing = sorted(p for p in present if not (project / p).exists())
+    unexpected = sorted(p for p in absent if (project / p).exists())
+    assert not missing, f"missing for {answers}: {missing}"
+    assert not unexpected, f"should not be rendered for {answers}: {unexpected}"
+
+
+def project_files(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and ".git" not in p.relative_to(project).parts]
+
+
+@pytest.mark.parametrize("answers", RENDERS, ids=combo_id)
+def test_nothing_is_left_unrendered(render, answers: dict) -> None:
+    project = render(**answers)
+    problems = []
+    for path in project_files(project):
+        rel = path.relative_to(project)
+        if path.suffix == ".jinja" or "{{" in str(rel) or "{%" in str(rel):
+            problems.append(f"{rel}: unrendered path")
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if JINJA_STATEMENT.search(text):
+            problems.append(f"{rel}: Jinja statement left in output")
+        if LEFTOVER_ANSWER.search(text):
+            problems.append(f"{rel}: copier answer left unrendered")
+        if "{{" in text and rel.parts[0] not in TEMPLATING_DIRS:
+            problems.append(f"{rel}: '{{{{' outside GitHub/Prometheus/Grafana templating")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("answers", RENDERS, ids=combo_id)
+def test_data_files_parse_and_python_compiles(render, answers: dict) -> None:
+    project = render(**answers)
+    for path in project_files(project):
+        rel = path.relative_to(project)
+        if path.suffix in {".yml", ".yaml"}:
+            list(yaml.safe_load_all(path.read_text()))
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".py":
+            compile(path.read_text(), str(rel), "exec")
+
+
+@pytest.mark.parametrize("answers", RENDERS, ids=combo_id)
+def test_generated_python_passes_ruff(render, answers: dict) -> None:
+    project = render(**answers)
+    ruff = tool("ruff")
+    check = run([ruff, "check", "--no-cache", "."], cwd=project)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = run([ruff, "format", "--check", "--no-cache", "."], cwd=project)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12", "3.13"])
+def test_python_version_reaches_every_place_that_names_it(render, python_version: str) -> None:
+    """Only 3.11 runs here, so other versions are checked statically."""
+    project = render(python_version=python_version)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={python_version}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + python_version.replace(".", "")
+    assert (project / ".python-version").read_text().strip() == python_version
+    assert f"python:{python_version}-" in (project / "Dockerfile").read_text()
+
+
+def test_default_render_has_no_stray_jinja_suffix_or_empty_dirs(render) -> None:
+    project = render()
+    empty_dirs = [
+        p.relative_to(project)
+        for p in project.rglob("*")
+        if p.is_dir() and not any(p.iterdir()) and ".git" not in p.parts
+    ]
+    assert not empty_dirs, f"empty directories (add a .gitkeep or drop them): {empty_dirs}"
