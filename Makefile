@@ -26,6 +26,9 @@ test: bootstrap ## Run the whole test suite (render matrix, checkers, end-to-end
 test-fast: ## Run the tests without the slow end-to-end ones
 	uv run pytest -m "not slow"
 
+bench: bootstrap ## Benchmark the golden path and the generated service (writes benchmarks/results, SUMMARY.md)
+	uv run python benchmarks/bench.py
+
 lint: ## Lint the template's own Python (hooks/, tests/)
 	uv run ruff check hooks tests
 	uv run ruff format --check hooks tests

@@ -1,0 +1,274 @@
+# GitHub Actions reaches AWS through OIDC federation only: no access key exists anywhere. Three roles, each
+# assumable only by this repository and only from one kind of job (the `sub` claim GitHub signs):
+#
+# - ci       (output ci_role_arn; GitHub *environment* variable AWS_CI_ROLE_ARN) - jobs that declare
+#            `environment: <this environment>`: deploys (`make deploy`) and infrastructure applies. It applies this
+#            stack, so it can change the stack's own IAM roles: treat it as privileged. The controls are the GitHub
+#            environment's protection rules (required reviewers on production, main-only deployment branches) and
+#            one AWS account per environment.
+# - ci-main  (output ci_main_role_arn; *repository* variable AWS_CI_ROLE_ARN) - main-branch jobs without an
+#            environment: build and push the image, DVC push/pull, drift checks. Only in the stack that owns the image
+#            repository and the DVC remote (staging).
+# - ci-plan  (output ci_plan_role_arn; repository variable AWS_CI_PLAN_ROLE_ARN) - `terraform plan` in pull
+#            requests: read-only, denied the objects of the data and model buckets, may hold the state lock.
+
+locals {
+  github_oidc_host         = "token.actions.githubusercontent.com"
+  github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
+  github_subject_prefix    = "repo:${var.github_repository}"
+  state_bucket_arn         = "arn:${local.partition}:s3:::${var.state_bucket}"
+  bucket_arns              = [for bucket in aws_s3_bucket.project : bucket.arn]
+  bucket_object_arns       = [for bucket in aws_s3_bucket.project : "${bucket.arn}/*"]
+}
+
+resource "aws_iam_openid_connect_provider" "github" {
+  count = var.create_github_oidc_provider ? 1 : 0
+
+  url            = "https://${local.github_oidc_host}"
+  client_id_list = ["sts.amazonaws.com"]
+}
+
+data "aws_iam_openid_connect_provider" "github" {
+  count = var.create_github_oidc_provider ? 0 : 1
+
+  url = "https://${local.github_oidc_host}"
+}
+
+# Trust policies: the audience is STS, the subject one exact value per kind of job (no wildcards).
+data "aws_iam_policy_document" "github_trust" {
+  for_each = {
+    ci      = ["${local.github_subject_prefix}:environment:${var.environment}"]
+    ci-main = ["${local.github_subject_prefix}:ref:refs/heads/main"]
+    ci-plan = ["${local.github_subject_prefix}:pull_request"]
+  }
+
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_oidc_provider_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "${local.github_oidc_host}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "${local.github_oidc_host}:sub"
+      values   = each.value
+    }
+  }
+}
+
+# Environment role: deploy and apply
+
+resource "aws_iam_role" "ci" {
+  name                 = "${local.name}-ci"
+  description          = "Deploys and applies ${local.name} from ${var.github_repository} (GitHub environment ${var.environment})"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["ci"].json
+  max_session_duration = 3600
+}
+
+# Every AWS service but IAM and Organizations (AWS maintains the list); IAM follows, limited to this stack.
+resource "aws_iam_role_policy_attachment" "ci_services" {
+  role       = aws_iam_role.ci.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/PowerUserAccess"
+}
+
+resource "aws_iam_role_policy" "ci" {
+  name   = "manage-stack-iam-and-state"
+  role   = aws_iam_role.ci.id
+  policy = data.aws_iam_policy_document.ci.json
+}
+
+data "aws_iam_policy_document" "ci" {
+  statement {
+    sid = "ManageThisStacksRoles"
+    actions = [
+      "iam:CreateRole",
+      "iam:DeleteRole",
+      "iam:DeleteRolePolicy",
+      "iam:GetRole",
+      "iam:GetRolePolicy",
+      "iam:ListAttachedRolePolicies",
+      "iam:ListInstanceProfilesForRole",
+      "iam:ListRolePolicies",
+      "iam:ListRoleTags",
+      "iam:PassRole",
+      "iam:PutRolePolicy",
+      "iam:TagRole",
+      "iam:UntagRole",
+      "iam:UpdateAssumeRolePolicy",
+      "iam:UpdateRole",
+      "iam:UpdateRoleDescription",
+    ]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:role/${local.name}-*"]
+  }
+
+  statement {
+    sid       = "AttachOnlyTheCiManagedPolicies"
+    actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:role/${local.name}-*"]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "iam:PolicyARN"
+      values = [
+        "arn:${local.partition}:iam::aws:policy/PowerUserAccess",
+        "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess",
+      ]
+    }
+  }
+
+  statement {
+    sid       = "ReadManagedPolicies"
+    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion"]
+    resources = ["arn:${local.partition}:iam::aws:policy/*"]
+  }
+
+  statement {
+    sid = "ManageGithubOidcProvider"
+    actions = [
+      "iam:AddClientIDToOpenIDConnectProvider",
+      "iam:CreateOpenIDConnectProvider",
+      "iam:DeleteOpenIDConnectProvider",
+      "iam:GetOpenIDConnectProvider",
+      "iam:ListOpenIDConnectProviderTags",
+      "iam:RemoveClientIDFromOpenIDConnectProvider",
+      "iam:TagOpenIDConnectProvider",
+      "iam:UntagOpenIDConnectProvider",
+      "iam:UpdateOpenIDConnectProviderThumbprint",
+    ]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:oidc-provider/${local.github_oidc_host}"]
+  }
+
+  statement {
+    sid       = "FindGithubOidcProvider"
+    actions   = ["iam:ListOpenIDConnectProviders"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ListStateBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [local.state_bucket_arn]
+  }
+
+  statement {
+    sid       = "ReadWriteStateAndLock"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${local.state_bucket_arn}/*"]
+  }
+}
+
+# Main-branch role: image, data and models, no infrastructure
+
+resource "aws_iam_role" "ci_main" {
+  count = var.create_main_branch_role ? 1 : 0
+
+  name                 = "${local.name}-ci-main"
+  description          = "Image builds, DVC and drift checks of ${var.github_repository} on main"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["ci-main"].json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "ci_main" {
+  count = var.create_main_branch_role ? 1 : 0
+
+  name   = "push-image-sync-data"
+  role   = aws_iam_role.ci_main[0].id
+  policy = data.aws_iam_policy_document.ci_main.json
+}
+
+data "aws_iam_policy_document" "ci_main" {
+  statement {
+    sid       = "RegistryLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "PushImages"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:CompleteLayerUpload",
+      "ecr:DescribeImages",
+      "ecr:DescribeImageScanFindings",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:InitiateLayerUpload",
+      "ecr:PutImage",
+      "ecr:UploadLayerPart",
+    ]
+    resources = [local.image_repository_arn]
+  }
+
+  statement {
+    sid       = "ListProjectBuckets"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = local.bucket_arns
+  }
+
+  statement {
+    sid       = "ReadWriteProjectObjects"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = local.bucket_object_arns
+  }
+
+  statement {
+    sid       = "UseProjectKeyThroughS3"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+# Pull-request role: plan only
+
+resource "aws_iam_role" "ci_plan" {
+  name                 = "${local.name}-ci-plan"
+  description          = "terraform plan of ${local.name} from pull requests of ${var.github_repository}"
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["ci-plan"].json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy_attachment" "ci_plan_read_only" {
+  role       = aws_iam_role.ci_plan.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"
+}
+
+resource "aws_iam_role_policy" "ci_plan" {
+  name   = "read-state-hold-lock-no-data"
+  role   = aws_iam_role.ci_plan.id
+  policy = data.aws_iam_policy_document.ci_plan.json
+}
+
+data "aws_iam_policy_document" "ci_plan" {
+  statement {
+    sid       = "ReadState"
+    actions   = ["s3:ListBucket", "s3:GetObject"]
+    resources = [local.state_bucket_arn, "${local.state_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "HoldStateLock"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["${local.state_bucket_arn}/*.tflock"]
+  }
+
+  statement {
+    sid       = "NoDataOrModelObjects"
+    effect    = "Deny"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = local.bucket_object_arns
+  }
+}

@@ -1,0 +1,18 @@
+locals {
+  name       = "${var.project}-${var.environment}"
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  is_production = var.environment == "production"
+
+  # Serving resources exist only once CD has pushed an image: the first apply creates storage, registry and
+  # identity, CD pushes the image, then `make deploy IMAGE_TAG=<sha>` creates or updates the serving resources.
+  serving_enabled = var.image_tag != ""
+  image_uri       = "${local.image_repository_url}:${var.image_tag}"
+
+  # One image repository serves every environment: CD builds an image once and deploys the same tag to staging,
+  # then production. The stack with create_image_repository = true (staging) owns it; the others pull from it.
+  registry_account_id  = var.registry_account_id != "" ? var.registry_account_id : local.account_id
+  image_repository_arn = "arn:${local.partition}:ecr:${var.region}:${local.registry_account_id}:repository/${var.project}"
+  image_repository_url = "${local.registry_account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.project}"
+}

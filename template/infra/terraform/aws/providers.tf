@@ -1,0 +1,19 @@
+provider "aws" {
+  region = var.region
+
+  # Every taggable resource gets these tags, so cost allocation and ownership never depend on a reviewer noticing
+  # a missing tag block.
+  default_tags {
+    tags = {
+      project     = var.project
+      environment = var.environment
+      owner       = var.owner
+      cost_center = var.cost_center
+      managed_by  = "terraform"
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}

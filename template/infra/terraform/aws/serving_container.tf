@@ -1,0 +1,613 @@
+# serving = container: the FastAPI image as an ECS Fargate service in the private subnets, behind an internet-facing
+# Application Load Balancer (HTTPS only, WAF in front) in public subnets. Created once var.image_tag is set.
+
+variable "certificate_arn" {
+  description = "ACM certificate (same region) for the HTTPS listener; required once image_tag is set."
+  type        = string
+  default     = ""
+}
+
+variable "service_domain" {
+  description = "DNS name of the service (covered by certificate_arn, a CNAME or alias to alb_dns_name)."
+  type        = string
+  default     = ""
+}
+
+variable "allowed_ingress_cidrs" {
+  description = "Client CIDR blocks allowed to reach the load balancer."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "task_cpu" {
+  description = "Fargate task CPU units (1024 = 1 vCPU)."
+  type        = number
+  default     = 512
+}
+
+variable "task_memory" {
+  description = "Fargate task memory in MiB."
+  type        = number
+  default     = 1024
+}
+
+variable "web_concurrency" {
+  description = "Uvicorn worker processes per task (about one per vCPU)."
+  type        = number
+  default     = 1
+}
+
+variable "min_capacity" {
+  description = "Minimum number of running tasks (also the initial desired count)."
+  type        = number
+  default     = 1
+}
+
+variable "max_capacity" {
+  description = "Maximum number of running tasks under load."
+  type        = number
+  default     = 2
+}
+
+variable "cpu_target_percent" {
+  description = "Average CPU utilisation the service scales to."
+  type        = number
+  default     = 60
+}
+
+variable "requests_per_task_target" {
+  description = "Requests per minute per task the service scales to."
+  type        = number
+  default     = 600
+}
+
+variable "waf_rate_limit_per_ip" {
+  description = "Requests per 5 minutes one client IP may send before the WAF blocks it."
+  type        = number
+  default     = 2000
+}
+
+locals {
+  container_name = "app"
+  container_port = 8000
+  health_path    = "/health"
+  service_host   = var.service_domain != "" ? var.service_domain : try(aws_lb.api[0].dns_name, "")
+  service_url    = local.serving_enabled ? "https://${local.service_host}" : ""
+}
+
+# Public subnets hold only the load balancer; tasks stay in the private subnets.
+
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+
+  tags = { Name = local.name }
+}
+
+resource "aws_subnet" "public" {
+  count = var.az_count
+
+  vpc_id                  = aws_vpc.main.id
+  availability_zone       = local.azs[count.index]
+  cidr_block              = cidrsubnet(var.vpc_cidr, 8, 100 + count.index)
+  map_public_ip_on_launch = false
+
+  tags = { Name = "${local.name}-public-${local.azs[count.index]}" }
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+
+  tags = { Name = "${local.name}-public" }
+}
+
+resource "aws_route_table_association" "public" {
+  count = var.az_count
+
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public.id
+}
+
+# Security groups: clients -> load balancer (443, and 80 for the redirect) -> tasks (8000) -> AWS endpoints.
+
+resource "aws_security_group" "alb" {
+  name        = "${local.name}-alb"
+  description = "Load balancer of ${local.name}: HTTPS from the allowed clients, HTTP only to the tasks"
+  vpc_id      = aws_vpc.main.id
+
+  tags = { Name = "${local.name}-alb" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
+  for_each = toset(var.allowed_ingress_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTPS from allowed clients"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_http_redirect" {
+  #checkov:skip=CKV_AWS_260:Port 80 only answers with a 301 redirect to HTTPS; no content is served over HTTP.
+  for_each = toset(var.allowed_ingress_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTP from allowed clients, answered with a redirect to HTTPS"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
+  security_group_id            = aws_security_group.alb.id
+  description                  = "Requests and health checks to the tasks"
+  ip_protocol                  = "tcp"
+  from_port                    = local.container_port
+  to_port                      = local.container_port
+  referenced_security_group_id = aws_security_group.api_tasks.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api_tasks_from_alb" {
+  security_group_id            = aws_security_group.api_tasks.id
+  description                  = "Requests and health checks from the load balancer only"
+  ip_protocol                  = "tcp"
+  from_port                    = local.container_port
+  to_port                      = local.container_port
+  referenced_security_group_id = aws_security_group.alb.id
+}
+
+# The service's tasks: no route to the internet, egress only to the AWS endpoints and S3.
+resource "aws_security_group" "api_tasks" {
+  name        = "${local.name}-api-tasks"
+  description = "Service tasks of ${local.name}: requests from the load balancer; egress to AWS endpoints and S3 only"
+  vpc_id      = aws_vpc.main.id
+
+  tags = { Name = "${local.name}-api-tasks" }
+}
+
+resource "aws_vpc_security_group_egress_rule" "api_tasks_to_endpoints" {
+  security_group_id            = aws_security_group.api_tasks.id
+  description                  = "HTTPS to the interface endpoints (ECR, CloudWatch Logs)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "api_tasks_to_s3" {
+  security_group_id = aws_security_group.api_tasks.id
+  description       = "HTTPS to S3 through the gateway endpoint (image layers, data and model objects)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+# Load balancer
+
+resource "aws_lb" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  name                       = local.name
+  load_balancer_type         = "application"
+  internal                   = false
+  subnets                    = aws_subnet.public[*].id
+  security_groups            = [aws_security_group.alb.id]
+  drop_invalid_header_fields = true
+  desync_mitigation_mode     = "strictest"
+  enable_deletion_protection = local.is_production
+  idle_timeout               = 30
+
+  access_logs {
+    bucket  = aws_s3_bucket.logs.id
+    prefix  = "alb"
+    enabled = true
+  }
+
+  depends_on = [aws_s3_bucket_policy.logs]
+}
+
+resource "aws_lb_target_group" "api" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the task stays in private subnets that only the load balancer's security group can reach.
+  count = local.serving_enabled ? 1 : 0
+
+  name                 = local.name
+  port                 = local.container_port
+  protocol             = "HTTP"
+  target_type          = "ip"
+  vpc_id               = aws_vpc.main.id
+  deregistration_delay = 30
+
+  health_check {
+    path                = local.health_path
+    port                = "traffic-port"
+    matcher             = "200"
+    interval            = 15
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  count = local.serving_enabled ? 1 : 0
+
+  load_balancer_arn = aws_lb.api[0].arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.api[0].arn
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.certificate_arn != ""
+      error_message = "Set certificate_arn in envs/${var.environment}.tfvars (an ACM certificate of this region) before deploying an image."
+    }
+  }
+}
+
+resource "aws_lb_listener" "http_redirect" {
+  count = local.serving_enabled ? 1 : 0
+
+  load_balancer_arn = aws_lb.api[0].arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type = "redirect"
+
+    redirect {
+      protocol    = "HTTPS"
+      port        = "443"
+      status_code = "HTTP_301"
+    }
+  }
+}
+
+# WAF: AWS managed common, known-bad-input and anonymous-IP rules plus a per-IP rate limit.
+
+resource "aws_wafv2_web_acl" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  name  = local.name
+  scope = "REGIONAL"
+
+  default_action {
+    allow {}
+  }
+
+  rule {
+    name     = "common"
+    priority = 1
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesCommonRuleSet"
+
+        # Batch /predict bodies exceed the rule's 8 KB limit; the service enforces MAX_REQUEST_BYTES itself.
+        rule_action_override {
+          name = "SizeRestrictions_BODY"
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-common"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "known-bad-inputs"
+    priority = 2
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-known-bad-inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "anonymous-ip"
+    priority = 3
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesAnonymousIpList"
+
+        # Callers of a model API are often servers in a cloud: count hosting-provider addresses, block Tor and VPNs.
+        rule_action_override {
+          name = "HostingProviderIPList"
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-anonymous-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "rate-limit-per-ip"
+    priority = 4
+
+    action {
+      block {}
+    }
+
+    statement {
+      rate_based_statement {
+        limit              = var.waf_rate_limit_per_ip
+        aggregate_key_type = "IP"
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.name}-rate-limit"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = local.name
+    sampled_requests_enabled   = true
+  }
+}
+
+resource "aws_wafv2_web_acl_association" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  resource_arn = aws_lb.api[0].arn
+  web_acl_arn  = aws_wafv2_web_acl.api[0].arn
+}
+
+resource "aws_cloudwatch_log_group" "waf" {
+  count = local.serving_enabled ? 1 : 0
+
+  name              = "aws-waf-logs-${local.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  resource_arn            = aws_wafv2_web_acl.api[0].arn
+  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
+
+  redacted_fields {
+    single_header {
+      name = "authorization"
+    }
+  }
+}
+
+# Task
+
+resource "aws_iam_role" "task" {
+  name               = "${local.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "read-models"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
+}
+
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "ReadModelArtifacts"
+    actions   = ["s3:GetObject", "s3:ListBucket"]
+    resources = [aws_s3_bucket.project["models"].arn, "${aws_s3_bucket.project["models"].arn}/*"]
+  }
+
+  statement {
+    sid       = "DecryptModelArtifacts"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_ecs_task_definition" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  family                   = local.name
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = aws_iam_role.task_execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  # The root filesystem is read-only; the service writes only its sampled inference log, to scratch space.
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = local.container_name
+      image                  = local.image_uri
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      portMappings           = [{ containerPort = local.container_port, protocol = "tcp" }]
+      environment = [
+        { name = "APP_ENV", value = var.environment },
+        { name = "PORT", value = tostring(local.container_port) },
+        { name = "WEB_CONCURRENCY", value = tostring(var.web_concurrency) },
+        { name = "LOG_LEVEL", value = "info" },
+        { name = "INFERENCE_LOG_DIR", value = "/tmp/inference" },
+      ]
+      mountPoints     = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      linuxParameters = { initProcessEnabled = true, capabilities = { drop = ["ALL"] } }
+      stopTimeout     = 30
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.app.name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "api"
+        }
+      }
+    }
+  ])
+}
+
+resource "aws_ecs_service" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  name                              = local.name
+  cluster                           = aws_ecs_cluster.main.id
+  task_definition                   = aws_ecs_task_definition.api[0].arn
+  launch_type                       = "FARGATE"
+  platform_version                  = "LATEST"
+  desired_count                     = var.min_capacity
+  health_check_grace_period_seconds = 60
+  enable_ecs_managed_tags           = true
+  propagate_tags                    = "SERVICE"
+  # `make deploy` fails (and the circuit breaker has already rolled back) when the new tasks never get healthy.
+  wait_for_steady_state = true
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.api_tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.api[0].arn
+    container_name   = local.container_name
+    container_port   = local.container_port
+  }
+
+  lifecycle {
+    # Autoscaling owns the running count after creation.
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_lb_listener.https, aws_vpc_endpoint.interface]
+}
+
+# Autoscaling on CPU and on requests per task.
+
+resource "aws_appautoscaling_target" "api" {
+  count = local.serving_enabled ? 1 : 0
+
+  service_namespace  = "ecs"
+  resource_id        = "service/${aws_ecs_cluster.main.name}/${aws_ecs_service.api[0].name}"
+  scalable_dimension = "ecs:service:DesiredCount"
+  min_capacity       = var.min_capacity
+  max_capacity       = var.max_capacity
+}
+
+resource "aws_appautoscaling_policy" "api_cpu" {
+  count = local.serving_enabled ? 1 : 0
+
+  name               = "${local.name}-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.api[0].service_namespace
+  resource_id        = aws_appautoscaling_target.api[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.api[0].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.cpu_target_percent
+    scale_in_cooldown  = 300
+    scale_out_cooldown = 60
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
+}
+
+resource "aws_appautoscaling_policy" "api_requests" {
+  count = local.serving_enabled ? 1 : 0
+
+  name               = "${local.name}-requests"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.api[0].service_namespace
+  resource_id        = aws_appautoscaling_target.api[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.api[0].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.requests_per_task_target
+    scale_in_cooldown  = 300
+    scale_out_cooldown = 60
+
+    predefined_metric_specification {
+      predefined_metric_type = "ALBRequestCountPerTarget"
+      resource_label         = "${aws_lb.api[0].arn_suffix}/${aws_lb_target_group.api[0].arn_suffix}"
+    }
+  }
+}
+
+output "alb_dns_name" {
+  description = "DNS name of the load balancer: point service_domain at it (CNAME or Route 53 alias)."
+  value       = try(aws_lb.api[0].dns_name, "")
+}

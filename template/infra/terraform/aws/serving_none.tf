@@ -1,0 +1,5 @@
+# serving = none: storage, registry and identity only; nothing is deployed.
+
+locals {
+  service_url = ""
+}

@@ -1,0 +1,4 @@
+# serving = none: nothing is deployed, so there are no serving alerts or charts.
+locals {
+  serving_charts = []
+}

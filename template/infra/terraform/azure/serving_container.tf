@@ -1,0 +1,120 @@
+# Online serving: the FastAPI image on Azure Container Apps, HTTPS-only public ingress on port 8000, probes on
+# /health (liveness) and /ready (readiness, 503 until the model is loaded), scaled on in-flight requests.
+
+variable "min_replicas" {
+  description = "Minimum replicas (0 scales to zero when idle: cheapest, but the first request after idling waits)."
+  type        = number
+  default     = 2
+}
+
+variable "max_replicas" {
+  description = "Maximum replicas."
+  type        = number
+  default     = 10
+}
+
+variable "replica_cpu" {
+  description = "vCPUs per replica (0.25 to 2; memory is twice as many GiB)."
+  type        = number
+  default     = 1
+}
+
+variable "concurrent_requests_per_replica" {
+  description = "In-flight HTTP requests per replica above which Container Apps adds a replica."
+  type        = number
+  default     = 20
+}
+
+resource "azurerm_container_app" "service" {
+  count = local.serving_enabled ? 1 : 0
+
+  name                         = local.short_name
+  resource_group_name          = azurerm_resource_group.main.name
+  container_app_environment_id = azurerm_container_app_environment.main[0].id
+  workload_profile_name        = "Consumption"
+  # A new image creates a new revision that takes all traffic once it is ready; the previous one is kept inactive
+  # for rollback (`az containerapp revision activate` or `make deploy IMAGE_TAG=<previous sha>`).
+  revision_mode = "Single"
+  tags          = local.tags
+
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.runtime.id]
+  }
+
+  registry {
+    server   = azurerm_container_registry.main.login_server
+    identity = azurerm_user_assigned_identity.runtime.id
+  }
+
+  ingress {
+    external_enabled           = true
+    target_port                = 8000
+    transport                  = "http"
+    allow_insecure_connections = false
+
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+
+  template {
+    min_replicas = var.min_replicas
+    max_replicas = var.max_replicas
+
+    container {
+      name   = "api"
+      image  = local.image
+      cpu    = var.replica_cpu
+      memory = "${var.replica_cpu * 2}Gi"
+
+      env {
+        name  = "APP_ENV"
+        value = var.environment
+      }
+
+      env {
+        name  = "WEB_CONCURRENCY"
+        value = tostring(max(1, floor(var.replica_cpu)))
+      }
+
+      env {
+        name  = "AZURE_CLIENT_ID"
+        value = azurerm_user_assigned_identity.runtime.client_id
+      }
+
+      liveness_probe {
+        transport               = "HTTP"
+        path                    = "/health"
+        port                    = 8000
+        initial_delay           = 5
+        interval_seconds        = 10
+        timeout                 = 3
+        failure_count_threshold = 3
+      }
+
+      readiness_probe {
+        transport               = "HTTP"
+        path                    = "/ready"
+        port                    = 8000
+        interval_seconds        = 5
+        timeout                 = 3
+        failure_count_threshold = 3
+        success_count_threshold = 1
+      }
+    }
+
+    http_scale_rule {
+      name                = "http-concurrency"
+      concurrent_requests = tostring(var.concurrent_requests_per_replica)
+    }
+  }
+
+  depends_on = [azurerm_role_assignment.runtime_acr_pull]
+}
+
+output "service_url" {
+  description = "HTTPS URL of the serving app (empty until the first deploy)."
+  value       = local.serving_enabled ? "https://${azurerm_container_app.service[0].ingress[0].fqdn}" : ""
+}

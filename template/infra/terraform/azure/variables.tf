@@ -1,0 +1,150 @@
+# Project identity (project.auto.tfvars, written by the template)
+
+variable "project" {
+  description = "Project slug: prefix of every resource name (<project>-<environment>[-suffix])."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,22}[a-z0-9]$", var.project))
+    error_message = "project must be 3 to 24 lowercase letters, digits and hyphens."
+  }
+}
+
+variable "package_name" {
+  description = "Python package of the project; the batch job runs `python -m <package_name>.batch`."
+  type        = string
+}
+
+variable "location" {
+  description = "Azure region of every resource."
+  type        = string
+}
+
+variable "environment" {
+  description = "Deployment environment: staging or production (envs/<environment>.tfvars)."
+  type        = string
+
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment must be staging or production."
+  }
+}
+
+variable "owner" {
+  description = "owner tag of every resource (the owning team's e-mail)."
+  type        = string
+}
+
+variable "cost_center" {
+  description = "cost_center tag of every resource, for cost allocation."
+  type        = string
+}
+
+variable "alert_email" {
+  description = "E-mail address that receives budget alerts and alert notifications."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an e-mail address."
+  }
+}
+
+variable "github_repository" {
+  description = "GitHub repository (<org>/<name>) whose workflows may sign in as the CI identity through OIDC."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
+    error_message = "github_repository must be <org>/<name> without wildcards."
+  }
+}
+
+# Deployment
+
+variable "image_tag" {
+  description = "Image tag to serve (the git SHA pushed by CD). Empty: no serving resources yet (first apply)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([a-z0-9][a-z0-9._-]{0,127})?$", var.image_tag))
+    error_message = "image_tag must be empty or a lowercase image tag such as a git SHA."
+  }
+}
+
+# Network: who may reach the storage account and key vault data planes from outside Azure
+
+variable "allowed_ip_ranges" {
+  description = <<-EOT
+    Public IPv4 addresses or CIDR ranges (no private ranges) allowed through the storage and key vault firewalls:
+    the egress of the people and runners that run Terraform or push DVC data. Everything else is denied, except
+    trusted Azure services and the serving subnet (container and batch serving).
+  EOT
+  type        = list(string)
+  default     = []
+}
+
+# Storage, registry and logs (defaults are the production posture; envs/staging.tfvars lowers cost)
+
+variable "storage_replication" {
+  description = "Replication of the storage account: LRS, ZRS, GRS, RAGRS, GZRS or RAGZRS."
+  type        = string
+  default     = "GZRS"
+
+  validation {
+    condition     = contains(["LRS", "ZRS", "GRS", "RAGRS", "GZRS", "RAGZRS"], var.storage_replication)
+    error_message = "storage_replication must be one of LRS, ZRS, GRS, RAGRS, GZRS, RAGZRS."
+  }
+}
+
+variable "soft_delete_retention_days" {
+  description = "Days deleted blobs, containers and replaced blob versions are kept (recovery window)."
+  type        = number
+  default     = 30
+}
+
+variable "registry_sku" {
+  description = <<-EOT
+    Container registry SKU. Premium adds the untagged-manifest retention policy, zone redundancy and dedicated data
+    endpoints (about 10x the price of Basic); Basic suits staging, where few images are pushed.
+  EOT
+  type        = string
+  default     = "Premium"
+
+  validation {
+    condition     = contains(["Basic", "Standard", "Premium"], var.registry_sku)
+    error_message = "registry_sku must be Basic, Standard or Premium."
+  }
+}
+
+variable "untagged_manifest_retention_days" {
+  description = "Days after which untagged manifests are deleted from a Premium registry."
+  type        = number
+  default     = 14
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Log Analytics workspace (serving logs, storage access logs, registry events)."
+  type        = number
+  default     = 365
+}
+
+variable "log_daily_quota_gb" {
+  description = "Daily ingestion cap of the Log Analytics workspace in GB (-1: no cap). Caps the cost of a log storm."
+  type        = number
+  default     = -1
+}
+
+variable "zone_redundant" {
+  description = "Spread the serving environment and registry across availability zones (region must support them)."
+  type        = bool
+  default     = true
+}
+
+# Cost
+
+variable "monthly_budget" {
+  description = "Monthly budget of the environment's resource group, in the subscription's billing currency."
+  type        = number
+}

@@ -1,0 +1,136 @@
+# Identities. No service account keys exist anywhere: GitHub Actions exchanges its OIDC token for short-lived
+# credentials through Workload Identity Federation, and the workloads run as their own service account.
+
+# --- Runtime: the identity of the serving container, the batch job or the Vertex AI deployment -----------------
+
+resource "google_service_account" "runtime" {
+  account_id   = "${local.id_base}-run"
+  display_name = "${local.name} runtime"
+  description  = "Runs the ${var.project} model in ${var.environment}: reads the model bucket, writes logs and metrics."
+
+  depends_on = [google_project_service.base]
+}
+
+resource "google_project_iam_member" "runtime" {
+  for_each = toset([
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+  ])
+
+  project = var.gcp_project_id
+  role    = each.value
+  member  = google_service_account.runtime.member
+}
+
+resource "google_storage_bucket_iam_member" "runtime_reads_models" {
+  bucket = google_storage_bucket.this["models"].name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.runtime.member
+}
+
+# --- GitHub Actions: Workload Identity Federation ------------------------------------------------------------------
+
+resource "google_iam_workload_identity_pool" "github" {
+  workload_identity_pool_id = "${local.id_base}-gh"
+  display_name              = "GitHub Actions ${local.env_code}"
+  description               = "GitHub Actions workflows of ${var.github_repository} (${var.environment})."
+
+  depends_on = [google_project_service.base]
+}
+
+locals {
+  # Only tokens of this repository, for the listed branches/environments/events, are accepted at all: the provider
+  # refuses any other token before IAM is consulted.
+  github_subjects            = [for s in var.github_oidc_subjects : "repo:${var.github_repository}:${s}"]
+  github_attribute_condition = "assertion.repository == \"${var.github_repository}\" && assertion.sub in ${jsonencode(local.github_subjects)}"
+}
+
+resource "google_iam_workload_identity_pool_provider" "github" {
+  #checkov:skip=CKV_GCP_125:checkov cannot evaluate the generated condition; it pins assertion.repository to github_repository and assertion.sub to repo:<github_repository>:<subject> for each github_oidc_subjects entry (validated in variables.tf: no wildcards).
+  workload_identity_pool_id          = google_iam_workload_identity_pool.github.workload_identity_pool_id
+  workload_identity_pool_provider_id = "github"
+  display_name                       = "GitHub OIDC"
+  description                        = "Tokens from https://token.actions.githubusercontent.com for ${var.github_repository}."
+
+  attribute_mapping = {
+    "google.subject"       = "assertion.sub"
+    "attribute.repository" = "assertion.repository"
+    "attribute.ref"        = "assertion.ref"
+    "attribute.actor"      = "assertion.actor"
+  }
+  attribute_condition = local.github_attribute_condition
+
+  oidc {
+    issuer_uri = "https://token.actions.githubusercontent.com"
+  }
+}
+
+# --- CI: the service account GitHub Actions impersonates -----------------------------------------------------------
+#
+# CI deploys serving (terraform apply with a new image_tag), pushes images and reads/writes DVC data and models.
+# It cannot change IAM outside the serving resources, keys, buckets or identities: those changes are applied by a
+# project administrator (see README.md, "Who applies what").
+
+resource "google_service_account" "ci" {
+  account_id   = "${local.id_base}-ci"
+  display_name = "${local.name} CI"
+  description  = "Impersonated by GitHub Actions of ${var.github_repository} through Workload Identity Federation."
+
+  depends_on = [google_project_service.base]
+}
+
+resource "google_service_account_iam_member" "ci_workload_identity" {
+  service_account_id = google_service_account.ci.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/attribute.repository/${var.github_repository}"
+}
+
+# Read access for `terraform plan`: the refresh reads every resource of this module.
+resource "google_project_iam_member" "ci_reads_project" {
+  #checkov:skip=CKV_GCP_117:roles/viewer is read-only; Terraform must read every resource of this module to plan, and no narrower predefined role covers them all.
+  project = var.gcp_project_id
+  role    = "roles/viewer"
+  member  = google_service_account.ci.member
+}
+
+# IAM policies (for the refresh of IAM members), API quota, and the alert policies and dashboards CI creates with
+# the serving resources. The deploy roles of the serving mode are granted in serving_<mode>.tf.
+resource "google_project_iam_member" "ci_project" {
+  for_each = toset([
+    "roles/iam.securityReviewer",
+    "roles/serviceusage.serviceUsageConsumer",
+    "roles/monitoring.alertPolicyEditor",
+    "roles/monitoring.dashboardEditor",
+  ])
+
+  project = var.gcp_project_id
+  role    = each.value
+  member  = google_service_account.ci.member
+}
+
+# CI deploys workloads that run as the runtime service account.
+resource "google_service_account_iam_member" "ci_acts_as_runtime" {
+  service_account_id = google_service_account.runtime.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.ci.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "ci_pushes_images" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.ci.member
+}
+
+# dvc push/pull (data bucket), model publication (model bucket) and the Terraform state.
+resource "google_storage_bucket_iam_member" "ci_objects" {
+  for_each = {
+    data   = google_storage_bucket.this["data"].name
+    models = google_storage_bucket.this["models"].name
+    state  = var.state_bucket
+  }
+
+  bucket = each.value
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.ci.member
+}

@@ -1,0 +1,36 @@
+# Outputs read by CI (see README.md) and by people. service_url is defined in serving_<mode>.tf.
+
+output "data_bucket" {
+  description = "Data bucket (DVC remote under dvc/, batch input/output, inference logs)."
+  value       = google_storage_bucket.this["data"].name
+}
+
+output "model_bucket" {
+  description = "Model bucket (published model artifacts)."
+  value       = google_storage_bucket.this["models"].name
+}
+
+output "image_repository" {
+  description = "Full path of the serving image without tag: push <image_repository>:<git sha> (GitHub variable IMAGE_REPOSITORY)."
+  value       = local.image_repository
+}
+
+output "workload_identity_provider" {
+  description = "Workload identity provider for google-github-actions/auth (GitHub variable GCP_WORKLOAD_IDENTITY_PROVIDER)."
+  value       = google_iam_workload_identity_pool_provider.github.name
+}
+
+output "ci_service_account" {
+  description = "Service account GitHub Actions impersonates (GitHub variable GCP_CI_SERVICE_ACCOUNT)."
+  value       = google_service_account.ci.email
+}
+
+output "runtime_service_account" {
+  description = "Service account the serving workload runs as."
+  value       = google_service_account.runtime.email
+}
+
+output "cloud_region" {
+  description = "Region of every resource (GitHub variable CLOUD_REGION)."
+  value       = var.region
+}

@@ -1,0 +1,154 @@
+"""Write the model card (docs/model-card.md) of the champion: `make model-card`.
+
+The facts come from the artifacts the pipeline wrote, so the card never disagrees with them:
+models/champion/metadata.json (version, provenance, parameters, training ranges) and reports/metrics.json (test
+metrics, the baseline, slices) and reports/gate.json (the quality-gate decision). The prose (intended use,
+limitations, ethical considerations) is the team's: edit docs/model-card.template.md, whose `$name` placeholders
+this module fills in (write `$$` for a literal dollar sign).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from string import Template
+from typing import Any
+
+METRIC_ORDER = ("roc_auc", "brier", "f1", "precision", "recall", "positive_rate", "predicted_positive_rate")
+
+
+class ModelCardError(RuntimeError):
+    """An input of the card is missing."""
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def _metric_names(*metric_sets: Mapping[str, Any]) -> list[str]:
+    present = {name for metrics in metric_sets for name in metrics if isinstance(metrics.get(name), int | float)}
+    return [name for name in METRIC_ORDER if name in present] + sorted(present - set(METRIC_ORDER) - {"rows"})
+
+
+def metrics_table(model: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
+    names = _metric_names(model, baseline)
+    return markdown_table(
+        ["metric", "model", f"baseline ({baseline.get('feature', 'n/a')})"],
+        [[name, model.get(name, "n/a"), baseline.get(name, "n/a")] for name in names],
+    )
+
+
+def slices_table(slices: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    if not slices:
+        return "No slice metrics in reports/metrics.json."
+    rows, names = [], []
+    for column, groups in slices.items():
+        names = _metric_names(*groups.values())
+        rows += [[f"{column}={value}", metrics.get("rows", "n/a"), *(metrics.get(n, "n/a") for n in names)]
+                 for value, metrics in groups.items()]
+    return markdown_table(["slice", "rows", *names], rows)
+
+
+def inputs_table(metadata: Mapping[str, Any]) -> str:
+    fields = metadata["input_schema"]["fields"]
+    ranges = metadata.get("training_ranges", {})
+    rows = []
+    for name in metadata["input_schema"]["feature_columns"]:
+        spec = fields[name]
+        if "categories" in spec:
+            accepted, seen = ", ".join(spec["categories"]), "all categories"
+        else:
+            accepted = f"{spec['minimum']} .. {spec['maximum']}"
+            seen = f"{ranges[name]['min']} .. {ranges[name]['max']}" if name in ranges else "n/a"
+        rows.append([name, spec["dtype"], accepted, seen, spec.get("description", "")])
+    return markdown_table(["input", "type", "contract accepts", "seen in training", "meaning"], rows)
+
+
+def gate_table(gate: Mapping[str, Any]) -> str:
+    checks = gate.get("checks", [])
+    if not checks:
+        return "No quality-gate report (reports/gate.json)."
+    rows = [[c["name"], c["value"], c["limit"], "pass" if c["passed"] else "FAIL"] for c in checks]
+    return markdown_table(["check", "value", "limit", "result"], rows)
+
+
+def card_values(metadata: Mapping[str, Any], metrics: Mapping[str, Any], gate: Mapping[str, Any]) -> dict[str, str]:
+    model_params = metadata.get("params", {}).get("model", {})
+    model_metrics = metrics.get("model", metadata.get("metrics", {}))
+    return {
+        "model_version": str(metadata["model_version"]),
+        "trained_at": str(metadata.get("trained_at", "n/a")),
+        "git_sha": str(metadata.get("git_sha", "n/a")),
+        "data_hash": str(metadata.get("data_hash", "n/a")),
+        "training_rows": str(metadata.get("training_rows", "n/a")),
+        "test_rows": str(metrics.get("test_rows", "n/a")),
+        "model_type": str(model_params.get("type", "n/a")),
+        "threshold": str(metadata.get("threshold", "n/a")),
+        "predicted_positive_rate": _cell(model_metrics.get("predicted_positive_rate", "n/a")),
+        "metrics_table": metrics_table(model_metrics, metrics.get("baseline", {})),
+        "slices_table": slices_table(metrics.get("slices", {})),
+        "inputs_table": inputs_table(metadata),
+        "gate_table": gate_table(gate),
+    }
+
+
+def _read_json(path: Path, required: bool) -> dict[str, Any]:
+    if not path.is_file():
+        if required:
+            raise ModelCardError(f"{path} does not exist: train and promote a model first (make pipeline)")
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _champion_report(path: Path, metadata: Mapping[str, Any], version_key: str) -> dict[str, Any]:
+    """A report of the champion, or {} when it is missing or belongs to another (e.g. a rejected) model."""
+    report = _read_json(path, required=False)
+    if report and report.get(version_key) != metadata["model_version"]:
+        print(f"model-card: {path} describes {report.get(version_key)}, not the champion: left out", file=sys.stderr)
+        return {}
+    return report
+
+
+def render_card(template: str, values: Mapping[str, str]) -> str:
+    try:
+        return Template(template).substitute(values)
+    except KeyError as unknown:
+        known = ", ".join(f"${name}" for name in sorted(values))
+        raise ModelCardError(f"the template uses ${unknown.args[0]}, which is not one of {known}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the model card of the champion model.")
+    parser.add_argument("--model-dir", type=Path, default=Path("models/champion"))
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--template", type=Path, default=Path("docs/model-card.template.md"))
+    parser.add_argument("--output", type=Path, default=Path("docs/model-card.md"))
+    args = parser.parse_args(argv)
+
+    try:
+        metadata = _read_json(args.model_dir / "metadata.json", required=True)
+        metrics = _champion_report(args.reports_dir / "metrics.json", metadata, version_key="model_version")
+        gate = _champion_report(args.reports_dir / "gate.json", metadata, version_key="candidate_version")
+        card = render_card(args.template.read_text(encoding="utf-8"), card_values(metadata, metrics, gate))
+    except (ModelCardError, OSError, ValueError) as error:
+        print(f"model-card: {error}", file=sys.stderr)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(card, encoding="utf-8")
+    print(f"wrote {args.output} for model {metadata['model_version']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

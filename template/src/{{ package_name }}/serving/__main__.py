@@ -1,0 +1,71 @@
+"""Run the service: `python -m <package>.serving [serve]` (SageMaker starts containers with `serve`).
+
+Configuration comes from the environment: HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL and the variables read by
+settings.Settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+# Set before numpy/scikit-learn are imported (by the app, in every worker): a request is one small matrix,
+# so thread pools only add contention; scale with workers (WEB_CONCURRENCY) instead.
+THREAD_POOL_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def pin_thread_pools() -> None:
+    for variable in THREAD_POOL_VARIABLES:
+        os.environ.setdefault(variable, "1")
+
+
+def share_metrics_between_workers(workers: int) -> None:
+    """With several worker processes, give prometheus-client a fresh directory to aggregate metrics in."""
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__)
+    parser.add_argument(
+        "command", nargs="?", choices=["serve"], default="serve", help="what to run (default: serve)"
+    )
+    parser.parse_args(argv)
+
+    pin_thread_pools()
+    import uvicorn
+
+    from .logging_config import logging_config
+    from .settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    share_metrics_between_workers(settings.web_concurrency)
+    uvicorn.run(
+        f"{__package__}.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency,
+        log_config=logging_config(settings.log_level),
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

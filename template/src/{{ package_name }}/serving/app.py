@@ -1,0 +1,234 @@
+"""The FastAPI application: health, readiness, prediction, metrics and version routes (+ SageMaker aliases).
+
+The prediction route reads the raw body and validates it with the contract-generated pydantic models itself:
+one JSON parse, no per-request DataFrame, records -> features.build_matrix -> predict_proba. Every invalid
+request gets a 4xx with the reason; only a fault of the service itself can produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pydantic_core
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from .. import __version__
+from ..artifacts import ModelArtifactError
+from . import metrics
+from .inference_log import InferenceLog
+from .middleware import RequestContextMiddleware
+from .predictor import Predictor
+from .schemas import (
+    BatchPredictionResponse,
+    PredictionResponse,
+    RequestParser,
+    VersionResponse,
+    request_body_openapi,
+)
+from .scorer import CoalescingScorer
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+class ServiceState:
+    """What the routes share: settings, and the model and inference log once the lifespan has loaded them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.parser = RequestParser(settings.max_batch_size)
+        self.predictor: Predictor | None = None
+        self.inference_log: InferenceLog | None = None
+        self.scorer: CoalescingScorer | None = None
+
+    def load(self) -> None:
+        try:
+            self.predictor = Predictor.load(self.settings.model_dir)
+        except ModelArtifactError as error:
+            # Stay up (liveness OK) but not ready: the orchestrator keeps traffic away and the logs say why.
+            logger.error(
+                "no model to serve: /ready answers 503 until one is deployed", extra={"reason": str(error)}
+            )
+            return
+        except Exception:
+            logger.exception("the model failed to load: /ready answers 503")
+            return
+        metadata = self.predictor.metadata
+        metrics.set_model(metadata.model_version, metadata.git_sha)
+        self.inference_log = InferenceLog(
+            self.settings.inference_log_dir, self.settings.inference_log_sample_rate, metadata.model_version
+        )
+        self.scorer = CoalescingScorer(self.predictor, self.inference_log)
+
+    def close(self) -> None:
+        if self.inference_log is not None:
+            self.inference_log.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app (uvicorn calls this in every worker: `create_app` is the factory)."""
+    state = ServiceState(settings or Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.load()
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="Prediction service",
+        version=__version__,
+        description="Scores records against the champion model. Inputs follow the project's data contract.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    async def health() -> Response:
+        """Liveness: the process answers HTTP."""
+        return _json(200, {"status": "ok"})
+
+    async def ready() -> Response:
+        """Readiness: 200 once the model is loaded, else 503."""
+        if state.predictor is None:
+            return _json(503, {"status": "unavailable", "detail": "the model is not loaded"})
+        return _json(200, {"status": "ready", "model_version": state.predictor.metadata.model_version})
+
+    async def predict(request: Request) -> Response:
+        """Score one record, or {"records": [...]} (at most MAX_BATCH_SIZE)."""
+        scorer = state.scorer
+        if scorer is None:
+            return _error(503, "the model is not loaded")
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
+            return _error(415, f"Content-Type must be {JSON_MEDIA_TYPE}, got {content_type or 'none'!r}")
+        body = await _read_body(request, state.settings.max_request_bytes)
+        if body is None:
+            return _error(413, f"the request body is larger than {state.settings.max_request_bytes} bytes")
+        try:
+            payload = pydantic_core.from_json(body)
+        except ValueError as error:
+            return _error(400, f"the request body is not valid JSON: {error}")
+
+        try:
+            records, is_batch = state.parser.records(payload)
+        except ValidationError as error:
+            return _validation_error(error, prefix=("body",))
+
+        result = await scorer.score(records)
+
+        model_version = scorer.predictor.metadata.model_version
+        if is_batch:
+            predictions = [
+                {"score": score, "predicted_class": label}
+                for score, label in zip(result.scores, result.classes, strict=True)
+            ]
+            return _json(200, {"predictions": predictions, "model_version": model_version})
+        return _json(
+            200,
+            {"score": result.scores[0], "predicted_class": result.classes[0], "model_version": model_version},
+        )
+
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition of the service's metrics."""
+        trained_at = state.predictor.metadata.trained_at_epoch if state.predictor is not None else None
+        body, content_type = metrics.exposition(trained_at)
+        return Response(body, media_type=content_type)
+
+    async def version() -> Response:
+        """The model being served and the service code version."""
+        if state.predictor is None:
+            return _error(503, "the model is not loaded")
+        metadata = state.predictor.metadata
+        return _json(
+            200,
+            {
+                "model_version": metadata.model_version,
+                "git_sha": metadata.git_sha,
+                "trained_at": metadata.trained_at,
+                "service_version": __version__,
+            },
+        )
+
+    predict_body = {"requestBody": request_body_openapi(state.settings.max_batch_size)}
+    predict_responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": PredictionResponse | BatchPredictionResponse},
+        400: {"description": "The body is not valid JSON."},
+        413: {"description": "The body is larger than MAX_REQUEST_BYTES."},
+        415: {"description": "The Content-Type is not application/json."},
+        422: {"description": "A record breaks the data contract: the field errors say how."},
+        503: {"description": "The model is not loaded."},
+    }
+    app.add_api_route("/health", health, methods=["GET"], tags=["probes"])
+    app.add_api_route("/ready", ready, methods=["GET"], tags=["probes"])
+    app.add_api_route(
+        "/ping", ready, methods=["GET"], tags=["sagemaker"], summary="SageMaker alias of /ready"
+    )
+    predict_route: dict[str, Any] = {
+        "endpoint": predict,
+        "methods": ["POST"],
+        "openapi_extra": predict_body,
+        "responses": predict_responses,
+    }
+    app.add_api_route("/predict", tags=["model"], **predict_route)
+    app.add_api_route(
+        "/invocations", tags=["sagemaker"], summary="SageMaker alias of /predict", **predict_route
+    )
+    app.add_api_route("/metrics", prometheus_metrics, methods=["GET"], tags=["observability"])
+    app.add_api_route(
+        "/version", version, methods=["GET"], tags=["model"], responses={200: {"model": VersionResponse}}
+    )
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(status: int, content: Mapping[str, Any] | Sequence[Any]) -> Response:
+    return Response(json.dumps(content), status_code=status, media_type=JSON_MEDIA_TYPE)
+
+
+def _error(status: int, detail: Any) -> Response:
+    return _json(status, {"detail": detail})
+
+
+def _validation_error(error: ValidationError, prefix: tuple[str, ...]) -> Response:
+    """422 with one entry per broken field: where (loc), what (msg) and the error type (no input echo)."""
+    details = [
+        {"loc": [*prefix, *entry["loc"]], "msg": entry["msg"], "type": entry["type"]}
+        for entry in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return _error(422, details)
+
+
+async def _request_validation_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for this type only
+    details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    return _error(422, details)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    logger.error("unhandled error", exc_info=error, extra={"path": request.url.path})
+    return JSONResponse({"detail": "internal server error"}, status_code=500)

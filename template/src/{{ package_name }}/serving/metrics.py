@@ -1,0 +1,98 @@
+"""Prometheus metrics of the service. The names are a contract: alert rules and dashboards use them.
+
+With one worker the metrics live in this process. With several workers (WEB_CONCURRENCY > 1) each worker is
+a separate process, so `python -m <package>.serving` points PROMETHEUS_MULTIPROC_DIR at a fresh directory
+before the workers start: every worker writes its samples there, and a scrape of /metrics on any worker
+returns the totals of all of them (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from the first byte of the request to the end of the response.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PREDICTIONS = Counter("model_predictions_total", "Scored records by predicted class.", ["predicted_class"])
+PREDICTION_SCORE = Histogram(
+    "model_prediction_score",
+    "Predicted probability of the positive class.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+INPUT_OUT_OF_RANGE = Counter(
+    "model_input_out_of_range_total",
+    "Numeric inputs outside the range seen in training (a sign of drift or of an upstream bug).",
+    ["feature"],
+)
+MODEL_INFO = Gauge(
+    "model_info",
+    "The model being served (value is always 1).",
+    ["model_version", "git_sha"],
+    multiprocess_mode="max",
+)
+MODEL_AGE = Gauge(
+    "model_age_seconds", "Seconds since the served model was trained.", multiprocess_mode="mostrecent"
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_REQUEST_DURATION.labels(method, route).observe(seconds)
+
+
+def observe_predictions(scores: Sequence[float], classes: Sequence[int]) -> None:
+    for score in scores:
+        PREDICTION_SCORE.observe(score)
+    positives = sum(classes)
+    if positives:
+        PREDICTIONS.labels("1").inc(positives)
+    if positives < len(classes):
+        PREDICTIONS.labels("0").inc(len(classes) - positives)
+
+
+def observe_out_of_range(
+    columns: Mapping[str, Sequence[float]], training_ranges: Mapping[str, tuple[float, float]]
+) -> None:
+    """Count numeric inputs outside the [min, max] seen in training, per feature."""
+    for feature, (low, high) in training_ranges.items():
+        outside = sum(1 for value in columns[feature] if value < low or value > high)
+        if outside:
+            INPUT_OUT_OF_RANGE.labels(feature).inc(outside)
+
+
+def set_model(model_version: str, git_sha: str) -> None:
+    MODEL_INFO.labels(model_version, git_sha).set(1)
+
+
+def exposition(trained_at: float | None) -> tuple[bytes, str]:
+    """The body and content type of a /metrics response (model age is computed at scrape time)."""
+    if trained_at is not None:
+        MODEL_AGE.set(time.time() - trained_at)
+    if MULTIPROCESS_DIR_ENV in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,80 @@
+"""Service configuration, read once from environment variables (twelve-factor style)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = 1
+    log_level: str = "info"
+    model_dir: Path = Path("models/champion")
+    max_batch_size: int = 100
+    max_request_bytes: int = 1_048_576
+    inference_log_dir: Path = Path("data/inference")
+    inference_log_sample_rate: float = 0.1
+    app_env: str = "local"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        log_level = env.get("LOG_LEVEL", defaults.log_level).strip().lower()
+        if log_level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        return cls(
+            host=env.get("HOST", defaults.host),
+            port=_integer(env, "PORT", defaults.port, minimum=1, maximum=65_535),
+            web_concurrency=_integer(env, "WEB_CONCURRENCY", defaults.web_concurrency, minimum=1, maximum=64),
+            log_level=log_level,
+            model_dir=Path(env.get("MODEL_DIR", str(defaults.model_dir))),
+            max_batch_size=_integer(
+                env, "MAX_BATCH_SIZE", defaults.max_batch_size, minimum=1, maximum=100_000
+            ),
+            max_request_bytes=_integer(
+                env, "MAX_REQUEST_BYTES", defaults.max_request_bytes, minimum=1_024, maximum=1 << 30
+            ),
+            inference_log_dir=Path(env.get("INFERENCE_LOG_DIR", str(defaults.inference_log_dir))),
+            inference_log_sample_rate=_fraction(
+                env, "INFERENCE_LOG_SAMPLE_RATE", defaults.inference_log_sample_rate
+            ),
+            app_env=env.get("APP_ENV", defaults.app_env),
+        )
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+    return value

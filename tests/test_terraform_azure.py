@@ -1,0 +1,319 @@
+"""The Azure Terraform of every serving mode, read as HCL: tags, storage hardening, OIDC trust and serving.
+
+`terraform validate` needs the azurerm provider, which is not available offline, so the reference checks below
+(every resource, local and variable that is used is declared in the rendered module) stand in for it.
+tests/test_terraform.py runs `terraform fmt` and checkov over the same renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hcl2
+import pytest
+
+SERVING_MODES = ("container", "managed", "batch", "none")
+TAG_KEYS = {"project", "environment", "owner", "cost_center", "managed_by"}
+
+# Every resource type the module uses, split by whether Azure lets it carry tags. A new type must be added to
+# one of the two sets, so nobody adds an untagged taggable resource without a test failing.
+TAGGABLE = {
+    "azurerm_resource_group",
+    "azurerm_log_analytics_workspace",
+    "azurerm_virtual_network",
+    "azurerm_network_security_group",
+    "azurerm_key_vault",
+    "azurerm_key_vault_key",
+    "azurerm_user_assigned_identity",
+    "azurerm_storage_account",
+    "azurerm_container_registry",
+    "azurerm_container_app_environment",
+    "azurerm_container_app",
+    "azurerm_container_app_job",
+    "azurerm_application_insights",
+    "azurerm_machine_learning_workspace",
+    "azurerm_monitor_action_group",
+    "azurerm_monitor_metric_alert",
+    "azurerm_portal_dashboard",
+}
+UNTAGGABLE = {
+    "azurerm_subnet",
+    "azurerm_subnet_network_security_group_association",
+    "azurerm_role_assignment",
+    "azurerm_federated_identity_credential",
+    "azurerm_storage_container",
+    "azurerm_storage_management_policy",
+    "azurerm_monitor_diagnostic_setting",
+    "azurerm_consumption_budget_resource_group",
+    "azapi_update_resource",
+}
+# azapi resources are classified by their ARM type: tracked resources take tags, proxy resources do not.
+AZAPI_TAGGABLE_TYPES = ("/onlineEndpoints@", "/onlineEndpoints/deployments@")
+
+SERVING_RESOURCE_TYPES = {
+    "azurerm_container_app_environment",
+    "azurerm_container_app",
+    "azurerm_container_app_job",
+    "azapi_resource",
+    "azapi_update_resource",
+}
+
+OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+
+
+@dataclass
+class Module:
+    root: Path
+    data_sources: set[str] = field(default_factory=set)
+    resources: dict[tuple[str, str], dict] = field(default_factory=dict)
+    locals: dict[str, object] = field(default_factory=dict)
+    variables: dict[str, dict] = field(default_factory=dict)
+    outputs: dict[str, list[dict]] = field(default_factory=dict)
+    tfvars: dict[str, object] = field(default_factory=dict)
+
+    def of_type(self, resource_type: str) -> dict[str, dict]:
+        return {name: body for (kind, name), body in self.resources.items() if kind == resource_type}
+
+    def resolve(self, expression: str, environment: str) -> str:
+        """Substitute `var.*` with the template's answers (project.auto.tfvars) and the environment."""
+        values = {**self.tfvars, "environment": environment}
+        return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(values[m.group(1)]), expression)
+
+
+def load(path: Path) -> dict:
+    with path.open() as handle:
+        return hcl2.load(handle, serialization_options=OPTIONS)
+
+
+def parse_module(root: Path) -> Module:
+    module = Module(root=root)
+    for tf_file in sorted(root.glob("*.tf")):
+        parsed = load(tf_file)
+        for block in parsed.get("resource", []):
+            for kind, named in block.items():
+                for name, body in named.items():
+                    assert (kind, name) not in module.resources, f"{kind}.{name} declared twice"
+                    module.resources[(kind, name)] = body
+        for block in parsed.get("data", []):
+            module.data_sources |= {f"data.{kind}.{name}" for kind, named in block.items() for name in named}
+        for block in parsed.get("locals", []):
+            for name, value in block.items():
+                assert name not in module.locals, f"local.{name} declared twice in {tf_file.name}"
+                module.locals[name] = value
+        for block in parsed.get("variable", []):
+            module.variables.update(block)
+        for block in parsed.get("output", []):
+            for name, body in block.items():
+                module.outputs.setdefault(name, []).append(body)
+    module.tfvars = load(root / "project.auto.tfvars")
+    return module
+
+
+def azure_module(render, **answers: object) -> Module:
+    return parse_module(render(cloud_provider="azure", **answers) / "infra" / "terraform" / "azure")
+
+
+@pytest.fixture(scope="module", params=SERVING_MODES)
+def module(request, render) -> Module:
+    return azure_module(render, serving=request.param)
+
+
+@pytest.fixture(scope="module")
+def default_module(render) -> Module:
+    return azure_module(render)
+
+
+def tag_keys(module: Module, tags: object) -> set[str]:
+    if isinstance(tags, dict):
+        return set(tags)
+    assert isinstance(tags, str), f"unexpected tags value {tags!r}"
+    if tags == "${local.tags}":
+        return set(module.locals["tags"])
+    merged = re.fullmatch(r"\$\{merge\(local\.tags, \{(.*)\}\)\}", tags, re.DOTALL)
+    assert merged, f"tags must be local.tags or merge(local.tags, {{...}}), got {tags}"
+    return set(module.locals["tags"]) | set(re.findall(r'"([\w-]+)"\s*=', merged.group(1)))
+
+
+def is_taggable(kind: str, body: dict) -> bool:
+    if kind == "azapi_resource":
+        return any(marker in body["type"] for marker in AZAPI_TAGGABLE_TYPES)
+    assert kind in TAGGABLE | UNTAGGABLE, f"classify {kind} in TAGGABLE or UNTAGGABLE"
+    return kind in TAGGABLE
+
+
+def test_every_taggable_resource_carries_the_cost_and_ownership_tags(module: Module) -> None:
+    assert set(module.locals["tags"]) >= TAG_KEYS
+    untagged = [
+        f"{kind}.{name}"
+        for (kind, name), body in module.resources.items()
+        if is_taggable(kind, body) and not tag_keys(module, body.get("tags")) >= TAG_KEYS
+    ]
+    assert not untagged, f"resources without the tags {sorted(TAG_KEYS)}: {untagged}"
+
+
+def test_storage_accounts_are_private_encrypted_and_keyless(module: Module) -> None:
+    accounts = module.of_type("azurerm_storage_account")
+    assert accounts
+    for name, account in accounts.items():
+        assert account["https_traffic_only_enabled"] is True, name
+        assert account["min_tls_version"] == "TLS1_2", name
+        assert account["allow_nested_items_to_be_public"] is False, name
+        assert account["shared_access_key_enabled"] is False, name
+        assert account["infrastructure_encryption_enabled"] is True, name
+        assert account["local_user_enabled"] is False, name
+        cmk = account["customer_managed_key"][0]
+        assert cmk["key_vault_key_id"].startswith("${azurerm_key_vault_key."), name
+        rules = account["network_rules"][0]
+        assert rules["default_action"] == "Deny", name
+        assert "AzureServices" in rules["bypass"], name
+        blob = account["blob_properties"][0]
+        assert blob["versioning_enabled"] is True and blob["delete_retention_policy"], name
+    containers = module.of_type("azurerm_storage_container")
+    assert {body["name"] for body in containers.values()} == {"${each.key}"}
+    assert all(body["container_access_type"] == "private" for body in containers.values())
+    # DVC's remote is azure://data/dvc: the containers are data and models.
+    for_each = next(iter(containers.values()))["for_each"]
+    assert re.findall(r'"(\w+)"', for_each) == ["data", "models"]
+
+
+def test_key_vault_protects_the_storage_key(module: Module) -> None:
+    (vault,) = module.of_type("azurerm_key_vault").values()
+    assert vault["purge_protection_enabled"] is True
+    assert vault["rbac_authorization_enabled"] is True
+    assert vault["network_acls"][0]["default_action"] == "Deny"
+    (key,) = module.of_type("azurerm_key_vault_key").values()
+    assert key["key_type"] == "RSA-HSM"
+    assert key["rotation_policy"][0]["automatic"]
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_ci_federation_trusts_only_this_repository_and_environment(default_module: Module, environment: str):
+    (credential,) = default_module.of_type("azurerm_federated_identity_credential").values()
+    assert credential["issuer"] == "https://token.actions.githubusercontent.com"
+    assert credential["audience"] == ["api://AzureADTokenExchange"]
+    subject = default_module.resolve(credential["subject"], environment)
+    assert subject == f"repo:my-org/customer-churn:environment:{environment}"
+
+
+def test_no_identity_can_grant_access(module: Module) -> None:
+    roles = {body["role_definition_name"] for body in module.of_type("azurerm_role_assignment").values()}
+    assert roles.isdisjoint({"Owner", "User Access Administrator", "Role Based Access Control Administrator"})
+    ci_roles = {
+        body["role_definition_name"]
+        for body in module.of_type("azurerm_role_assignment").values()
+        if body["principal_id"] == "${azurerm_user_assigned_identity.ci.principal_id}"
+    }
+    assert ci_roles == {"Contributor", "AcrPush", "Storage Blob Data Contributor", "Key Vault Reader"}
+
+
+def test_serving_resources_wait_for_an_image_tag(module: Module) -> None:
+    assert module.locals["serving_enabled"] == '${var.image_tag != ""}'
+    gated = {
+        f"{kind}.{name}": body.get("count")
+        for (kind, name), body in module.resources.items()
+        if kind in SERVING_RESOURCE_TYPES
+        or (kind == "azurerm_monitor_metric_alert" and "local.serving_enabled" in str(body.get("scopes")))
+    }
+    assert all(count == "${local.serving_enabled ? 1 : 0}" for count in gated.values()), gated
+
+
+SERVING_BY_MODE = {
+    "container": {"azurerm_container_app", "azurerm_container_app_environment"},
+    "batch": {"azurerm_container_app_job", "azurerm_container_app_environment"},
+    "managed": {"azurerm_machine_learning_workspace", "azapi_resource"},
+    "none": set(),
+}
+
+
+@pytest.mark.parametrize("serving", SERVING_MODES)
+def test_each_mode_has_its_own_serving_only(render, serving: str) -> None:
+    module = azure_module(render, serving=serving)
+    kinds = {kind for kind, _ in module.resources}
+    others = set().union(*SERVING_BY_MODE.values()) - SERVING_BY_MODE[serving]
+    assert SERVING_BY_MODE[serving] <= kinds
+    assert not kinds & others, f"{serving} render has resources of other modes: {kinds & others}"
+
+
+def test_contract_outputs_exist_once(module: Module) -> None:
+    expected = {
+        "data_bucket",
+        "model_bucket",
+        "image_repository",
+        "service_url",
+        "ci_client_id",
+        "tenant_id",
+        "subscription_id",
+    }
+    assert expected <= set(module.outputs)
+    assert all(len(bodies) == 1 for bodies in module.outputs.values()), "an output is declared twice"
+
+
+def test_container_app_serves_https_on_port_8000_with_probes(render) -> None:
+    module = azure_module(render, serving="container")
+    (app,) = module.of_type("azurerm_container_app").values()
+    ingress = app["ingress"][0]
+    assert ingress["target_port"] == 8000
+    assert ingress["external_enabled"] is True
+    assert ingress["allow_insecure_connections"] is False
+    container = app["template"][0]["container"][0]
+    assert container["image"] == "${local.image}"
+    liveness, readiness = container["liveness_probe"][0], container["readiness_probe"][0]
+    assert (liveness["path"], liveness["port"]) == ("/health", 8000)
+    assert (readiness["path"], readiness["port"]) == ("/ready", 8000)
+    assert app["template"][0]["http_scale_rule"][0]["concurrent_requests"]
+    assert app["identity"][0]["identity_ids"] == ["${azurerm_user_assigned_identity.runtime.id}"]
+
+
+def test_batch_job_runs_the_batch_module_on_a_schedule(render) -> None:
+    module = azure_module(render, serving="batch")
+    (job,) = module.of_type("azurerm_container_app_job").values()
+    assert job["schedule_trigger_config"][0]["cron_expression"] == "${var.batch_schedule}"
+    container = job["template"][0]["container"][0]
+    command = [module.resolve(part, "staging") for part in container["command"]]
+    assert command == ["python", "-m", "customer_churn.batch"]
+    env = {item["name"] for item in container["env"]}
+    assert {"BATCH_INPUT_URI", "BATCH_OUTPUT_URI"} <= env
+
+
+def test_managed_endpoint_routes_to_the_serving_routes(render) -> None:
+    module = azure_module(render, serving="managed")
+    version = module.resources[("azapi_resource", "ml_environment_version")]
+    routes = version["body"]["properties"]["inferenceConfig"]
+    assert routes["livenessRoute"] == {"path": "/health", "port": 8000}
+    assert routes["readinessRoute"] == {"path": "/ready", "port": 8000}
+    assert routes["scoringRoute"] == {"path": "/predict", "port": 8000}
+    endpoint = module.resources[("azapi_resource", "ml_endpoint")]
+    assert endpoint["body"]["properties"]["authMode"] == "AADToken"
+
+
+REFERENCE = re.compile(r"\b(azurerm_\w+|azapi_\w+|local|var)\.(\w+)")
+
+
+@pytest.mark.parametrize("monitoring", [True, False])
+@pytest.mark.parametrize("serving", SERVING_MODES)
+def test_every_reference_is_declared(render, serving: str, monitoring: bool) -> None:
+    """What `terraform validate` would catch first when files are excluded per answer: dangling references."""
+    module = azure_module(render, serving=serving, monitoring=monitoring)
+    declared = {f"{kind}.{name}" for kind, name in module.resources}
+    declared |= {f"local.{name}" for name in module.locals} | {f"var.{name}" for name in module.variables}
+    sources = sorted(module.root.glob("*.tf"))
+    text = "\n".join(re.sub(r"(?m)^\s*#.*$", "", path.read_text()) for path in sources)
+    data_used = set(re.findall(r"\bdata\.\w+\.\w+", text))
+    assert data_used <= module.data_sources, f"undeclared data sources: {data_used - module.data_sources}"
+    used = {f"{kind}.{name}" for kind, name in REFERENCE.findall(re.sub(r"\bdata\.\w+\.\w+", "", text))}
+    missing = sorted(reference for reference in used if reference not in declared)
+    assert not missing, f"undeclared references in the {serving} module: {missing}"
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_environment_files_set_only_declared_variables(module: Module, environment: str) -> None:
+    envs = module.root / "envs"
+    values = load(envs / f"{environment}.tfvars")
+    assert values["environment"] == environment
+    unknown = sorted((set(values) | set(module.tfvars)) - set(module.variables))
+    assert not unknown, f"values for undeclared variables: {unknown}"
+    backend = load(envs / f"{environment}.backend.hcl")
+    assert backend["use_azuread_auth"] is True
+    assert backend["key"] == f"{environment}.tfstate"

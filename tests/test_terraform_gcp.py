@@ -1,0 +1,326 @@
+"""Structure and security properties of the generated GCP Terraform, for every serving mode.
+
+`terraform validate` needs the Google provider, which is not available offline, so these tests parse the HCL
+(python-hcl2) and check what validate would catch about references, plus the properties the platform promises:
+labels, hardened buckets, CI identity pinned to the repository, serving gated on an image tag, probes.
+Formatting and checkov run for every cloud in tests/test_terraform.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+SERVING_MODES = ("container", "managed", "batch", "none")
+OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+CONTRACT_OUTPUTS = {
+    "data_bucket",
+    "model_bucket",
+    "image_repository",
+    "service_url",
+    "workload_identity_provider",
+    "ci_service_account",
+}
+REQUIRED_LABELS = {"project", "environment", "owner", "cost_center"}
+# Resources created only once an image tag is deployed (contract: the first apply bootstraps the rest).
+SERVING_RESOURCE_TYPES = {
+    "google_cloud_run_v2_service",
+    "google_cloud_run_v2_service_iam_member",
+    "google_cloud_run_v2_job",
+    "google_cloud_run_v2_job_iam_member",
+    "google_cloud_scheduler_job",
+    "google_vertex_ai_endpoint",
+    "google_monitoring_alert_policy",
+    "google_monitoring_dashboard",
+}
+
+
+class Module:
+    """The parsed .tf files of one rendered root module."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files = {path.name: _load(path) for path in sorted(directory.glob("*.tf"))}
+
+    def blocks(self, kind: str) -> Iterator[dict[str, Any]]:
+        for parsed in self.files.values():
+            yield from parsed.get(kind, [])
+
+    def resources(self, resource_type: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for block in self.blocks("resource"):
+            for rtype, by_name in block.items():
+                if resource_type in (None, rtype):
+                    for name, body in by_name.items():
+                        yield rtype, name, body
+
+    def resource(self, resource_type: str, name: str) -> dict[str, Any]:
+        matches = [body for rtype, rname, body in self.resources(resource_type) if rname == name]
+        assert len(matches) == 1, f"expected one {resource_type}.{name}, found {len(matches)}"
+        return matches[0]
+
+    def declared(self, kind: str) -> set[str]:
+        """Names of variables/outputs, or resource/data addresses (type.name)."""
+        if kind in ("variable", "output"):
+            return {name for block in self.blocks(kind) for name in block}
+        return {f"{rtype}.{name}" for block in self.blocks(kind) for rtype, names in block.items() for name in names}
+
+    def locals(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for block in self.blocks("locals"):
+            duplicated = merged.keys() & block.keys()
+            assert not duplicated, f"locals defined twice: {duplicated}"
+            merged.update(block)
+        return merged
+
+    def tfvars(self, relative: str) -> dict[str, Any]:
+        return _load(self.directory / relative)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle, serialization_options=OPTIONS)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@pytest.fixture(scope="module", params=SERVING_MODES)
+def module(request, render) -> Module:
+    project = render(cloud_provider="gcp", serving=request.param)
+    return Module(project / "infra" / "terraform" / "gcp")
+
+
+@pytest.fixture(scope="module")
+def container(render) -> Module:
+    return Module(render(cloud_provider="gcp", serving="container") / "infra" / "terraform" / "gcp")
+
+
+@pytest.mark.parametrize("serving", SERVING_MODES)
+@pytest.mark.parametrize("monitoring", [True, False])
+def test_only_the_files_of_the_chosen_mode_are_rendered(render, serving: str, monitoring: bool) -> None:
+    directory = render(cloud_provider="gcp", serving=serving, monitoring=monitoring) / "infra" / "terraform" / "gcp"
+    mode_files = {p.name for p in directory.glob("*.tf") if p.name.startswith(("serving_", "monitoring_"))}
+    expected = {f"serving_{serving}.tf"}
+    if monitoring and serving != "none":
+        expected.add(f"monitoring_{serving}.tf")
+    assert mode_files == expected
+    assert (directory / "project.auto.tfvars").is_file()
+    assert not list(directory.rglob("*.jinja"))
+
+
+def test_every_reference_resolves(module: Module) -> None:
+    variables = module.declared("variable")
+    local_names = set(module.locals())
+    resources = module.declared("resource")
+    data_sources = module.declared("data")
+    missing: set[str] = set()
+    for parsed in module.files.values():
+        for text in _strings(parsed):
+            missing |= {f"var.{n}" for n in re.findall(r"\bvar\.(\w+)", text)} - {f"var.{v}" for v in variables}
+            missing |= {f"local.{n}" for n in re.findall(r"\blocal\.(\w+)", text)} - {f"local.{n}" for n in local_names}
+            data_refs = set(re.findall(r"\bdata\.(google_\w+\.\w+)", text))
+            missing |= {f"data.{ref}" for ref in data_refs - data_sources}
+            without_data = re.sub(r"\bdata\.google_\w+\.\w+", "", text)
+            missing |= set(re.findall(r"(?<![\w.])(google_\w+\.\w+)", without_data)) - resources
+    assert not missing, f"undefined references: {sorted(missing)}"
+
+
+def test_outputs_follow_the_contract(module: Module) -> None:
+    outputs = [name for block in module.blocks("output") for name in block]
+    assert CONTRACT_OUTPUTS <= set(outputs)
+    assert len(outputs) == len(set(outputs)), "an output is defined twice"
+
+
+def test_tfvars_set_only_declared_variables(module: Module) -> None:
+    variables = module.declared("variable")
+    for relative in ("project.auto.tfvars", "envs/staging.tfvars", "envs/production.tfvars"):
+        assert set(module.tfvars(relative)) <= variables, relative
+    required = {name for block in module.blocks("variable") for name, body in block.items() if "default" not in body}
+    for env in ("staging", "production"):
+        provided = set(module.tfvars("project.auto.tfvars")) | set(module.tfvars(f"envs/{env}.tfvars"))
+        assert required - {"image_tag"} <= provided, f"{env} leaves required variables unset"
+
+
+def test_every_resource_is_labelled(module: Module) -> None:
+    (provider,) = [block["google"] for block in module.blocks("provider")]
+    assert provider["default_labels"] == "${local.labels}"
+    labels = module.locals()["labels"]
+    assert REQUIRED_LABELS <= set(labels)
+    assert {key: labels[key] for key in REQUIRED_LABELS} == {key: f"${{var.{key}}}" for key in REQUIRED_LABELS}
+    # Monitoring resources take user_labels, which default_labels does not reach.
+    for rtype in ("google_monitoring_alert_policy", "google_monitoring_notification_channel"):
+        for _, name, body in module.resources(rtype):
+            assert body.get("user_labels") == "${local.labels}", f"{rtype}.{name}"
+    for _, name, body in module.resources("google_monitoring_dashboard"):
+        assert re.search(r"\blabels\s*=\s*local\.labels\b", body["dashboard_json"]), name
+
+
+def test_owner_and_repository_come_from_the_answers(render) -> None:
+    project = render(cloud_provider="gcp", github_org="Acme-Labs", author_email="Jane.Doe+ml@Example.COM")
+    tfvars = _load(project / "infra" / "terraform" / "gcp" / "project.auto.tfvars")
+    assert tfvars["owner"] == "jane_doe_ml_at_example_com"
+    assert re.fullmatch(r"[a-z0-9_-]{1,63}", tfvars["owner"])
+    assert tfvars["github_repository"] == "Acme-Labs/customer-churn"
+    assert tfvars["alert_email"] == "Jane.Doe+ml@Example.COM"
+
+
+def test_buckets_are_encrypted_private_and_versioned(module: Module) -> None:
+    buckets = list(module.resources("google_storage_bucket"))
+    assert {name for _, name, _ in buckets} == {"this", "access_logs"}
+    assert module.resource("google_storage_bucket", "this")["for_each"] == "${local.buckets}"
+    assert set(module.locals()["buckets"]) == {"data", "models"}
+    for _, name, bucket in buckets:
+        assert bucket["encryption"][0]["default_kms_key_name"] == "${google_kms_crypto_key.this.id}", name
+        assert bucket["uniform_bucket_level_access"] is True, name
+        assert bucket["public_access_prevention"] == "enforced", name
+        assert bucket["versioning"][0]["enabled"] is True, name
+        assert bucket["lifecycle_rule"], name
+    logging = module.resource("google_storage_bucket", "this")["logging"][0]
+    assert logging["log_bucket"] == "${google_storage_bucket.access_logs.name}"
+
+
+def test_dvc_remote_bucket_matches_the_data_bucket_name(module: Module) -> None:
+    assert module.locals()["buckets"]["data"] == "${var.project}-data-${var.environment}"
+    dvc_config = (module.directory.parents[2] / ".dvc" / "config").read_text(encoding="utf-8")
+    assert "gs://customer-churn-data-staging/dvc" in dvc_config
+
+
+def test_key_rotates_and_registry_is_encrypted_and_immutable(module: Module) -> None:
+    key = module.resource("google_kms_crypto_key", "this")
+    assert key["rotation_period"] == "7776000s"
+    assert key["lifecycle"][0]["prevent_destroy"] is True
+    registry = module.resource("google_artifact_registry_repository", "images")
+    assert registry["kms_key_name"] == "${google_kms_crypto_key.this.id}"
+    assert registry["docker_config"][0]["immutable_tags"] is True
+    assert {policy["action"] for policy in registry["cleanup_policies"]} == {"KEEP", "DELETE"}
+    assert "containerscanning.googleapis.com" in module.locals()["base_apis"]
+
+
+def _effective_wif_condition(module: Module, env: str) -> str:
+    """The provider's attribute_condition with the values of project.auto.tfvars and envs/<env>.tfvars."""
+    repository = module.tfvars("project.auto.tfvars")["github_repository"]
+    suffixes = module.tfvars(f"envs/{env}.tfvars")["github_oidc_subjects"]
+    local_values = module.locals()
+    template = re.fullmatch(
+        r'\$\{\[for s in var\.github_oidc_subjects : "(.*)"\]\}', local_values["github_subjects"]
+    ).group(1)
+    subjects = [template.replace("${var.github_repository}", repository).replace("${s}", s) for s in suffixes]
+    condition = local_values["github_attribute_condition"]
+    condition = condition.replace("${jsonencode(local.github_subjects)}", json.dumps(subjects, separators=(",", ":")))
+    return condition.replace("${var.github_repository}", repository)
+
+
+def test_ci_federation_is_pinned_to_the_repository(module: Module) -> None:
+    provider = module.resource("google_iam_workload_identity_pool_provider", "github")
+    assert provider["oidc"][0]["issuer_uri"] == "https://token.actions.githubusercontent.com"
+    assert provider["attribute_condition"] == "${local.github_attribute_condition}"
+    assert provider["attribute_mapping"]["google.subject"] == "assertion.sub"
+    assert provider["attribute_mapping"]["attribute.repository"] == "assertion.repository"
+
+    assert _effective_wif_condition(module, "production") == (
+        'assertion.repository == "my-org/customer-churn" && '
+        'assertion.sub in ["repo:my-org/customer-churn:environment:production"]'
+    )
+    staging = _effective_wif_condition(module, "staging")
+    assert staging.startswith('assertion.repository == "my-org/customer-churn" && assertion.sub in [')
+    assert set(re.findall(r"repo:([^:\"]+):", staging)) == {"my-org/customer-churn"}
+    assert "*" not in staging
+
+    binding = module.resource("google_service_account_iam_member", "ci_workload_identity")
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"].endswith("/attribute.repository/${var.github_repository}")
+
+
+def test_no_keys_and_no_basic_write_roles(module: Module) -> None:
+    assert not list(module.resources("google_service_account_key"))
+    roles = [
+        role
+        for rtype, _, body in module.resources()
+        if rtype.endswith("_iam_member")
+        for role in re.findall(r"roles/[\w.]+", json.dumps([body["role"], body.get("for_each", "")]))
+    ]
+    assert roles, "no IAM bindings found"
+    assert not {"roles/owner", "roles/editor"} & set(roles)
+    assert not [role for role in roles if "projectIamAdmin" in role or "serviceAccountAdmin" in role]
+
+
+def test_serving_resources_wait_for_an_image_tag(module: Module) -> None:
+    assert module.locals()["serving_enabled"] == '${var.image_tag != ""}'
+    (image_tag,) = [block["image_tag"] for block in module.blocks("variable") if "image_tag" in block]
+    assert image_tag["default"] == ""
+    for rtype, name, body in module.resources():
+        if rtype in SERVING_RESOURCE_TYPES:
+            gate = body.get("count", body.get("for_each", ""))
+            assert "local.serving_enabled" in gate, f"{rtype}.{name} is created without an image tag"
+
+
+def test_cloud_run_serves_port_8000_with_probes(container: Module) -> None:
+    service = container.resource("google_cloud_run_v2_service", "api")
+    template = service["template"][0]
+    (app,) = template["containers"]
+    assert app["ports"][0]["container_port"] == 8000
+    startup = app["startup_probe"][0]["http_get"][0]
+    liveness = app["liveness_probe"][0]["http_get"][0]
+    assert (startup["path"], startup["port"]) == ("/ready", 8000)
+    assert (liveness["path"], liveness["port"]) == ("/health", 8000)
+    assert template["service_account"] == "${google_service_account.runtime.email}"
+    assert template["encryption_key"] == "${google_kms_crypto_key.this.id}"
+    assert template["scaling"][0]["min_instance_count"] == "${var.min_instances}"
+    assert "PORT" not in {env["name"] for env in app["env"]}, "Cloud Run sets PORT itself"
+
+
+def test_cloud_run_is_not_public_by_default(container: Module) -> None:
+    variables = {name: body for block in container.blocks("variable") for name, body in block.items()}
+    assert variables["allow_unauthenticated"]["default"] is False
+    assert variables["invoker_members"]["default"] == []
+    invokers = container.resource("google_cloud_run_v2_service_iam_member", "invokers")
+    assert "var.allow_unauthenticated ?" in invokers["for_each"]
+
+
+def test_environments_differ_where_they_should(module: Module) -> None:
+    staging = module.tfvars("envs/staging.tfvars")
+    production = module.tfvars("envs/production.tfvars")
+    assert (staging["environment"], production["environment"]) == ("staging", "production")
+    assert staging["min_instances"] == 0 < production["min_instances"]
+    assert staging["max_instances"] < production["max_instances"]
+    assert (staging["deletion_protection"], production["deletion_protection"]) == (False, True)
+    assert staging["log_retention_days"] < production["log_retention_days"]
+    assert production["github_oidc_subjects"] == ["environment:production"]
+    for env in ("staging", "production"):
+        backend = module.tfvars(f"envs/{env}.backend.hcl")
+        assert backend == {"bucket": f"customer-churn-tfstate-{env}", "prefix": f"terraform/{env}"}
+        assert module.tfvars(f"envs/{env}.tfvars")["state_bucket"] == backend["bucket"]
+
+
+def test_batch_job_runs_the_batch_module_on_a_schedule(render) -> None:
+    batch = Module(render(cloud_provider="gcp", serving="batch") / "infra" / "terraform" / "gcp")
+    job = batch.resource("google_cloud_run_v2_job", "batch")
+    (app,) = job["template"][0]["template"][0]["containers"]
+    assert app["command"] == ["python", "-m", "${var.package_name}.batch"]
+    assert batch.tfvars("project.auto.tfvars")["package_name"] == "customer_churn"
+    assert {"BATCH_INPUT_URI", "BATCH_OUTPUT_URI"} <= {env["name"] for env in app["env"]}
+    scheduler = batch.resource("google_cloud_scheduler_job", "batch")
+    target = scheduler["http_target"][0]
+    assert target["uri"].endswith("/jobs/${local.batch_job_name}:run")
+    assert target["oauth_token"][0]["service_account_email"] == "${google_service_account.scheduler.email}"
+
+
+def test_vertex_endpoint_is_encrypted(render) -> None:
+    managed = Module(render(cloud_provider="gcp", serving="managed") / "infra" / "terraform" / "gcp")
+    endpoint = managed.resource("google_vertex_ai_endpoint", "model")
+    assert endpoint["encryption_spec"][0]["kms_key_name"] == "${google_kms_crypto_key.this.id}"
