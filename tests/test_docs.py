@@ -58,15 +58,15 @@ def test_every_page_is_in_the_navigation() -> None:
     assert _nav_pages(config["nav"]) == on_disk
 
 
-def _effects() -> list[tuple[str, str, set[str], set[str]]]:
+def _effects() -> list:
     config = options_reference.load_config()
     return [
-        (question.name, value, renders, leaves_out)
+        pytest.param(question.name, value, renders, leaves_out, id=f"{question.name}={value}")
         for question, value, renders, leaves_out in options_reference._answer_effects(config)
     ]
 
 
-@pytest.mark.parametrize(("question", "value", "renders", "leaves_out"), _effects(), ids=lambda v: str(v))
+@pytest.mark.parametrize(("question", "value", "renders", "leaves_out"), _effects())
 def test_generated_files_page_matches_real_renders(
     render, question: str, value: str, renders: set[str], leaves_out: set[str]
 ) -> None:

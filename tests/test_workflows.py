@@ -29,6 +29,7 @@ WORKFLOW_COMBOS = [*ALLOWED_COMBOS, {"monitoring": False}]
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+(?:\.\d+){0,2})$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>.+?)\s*$")
 MAKE_CALL = re.compile(r"(?:^|[\s;&|(`])make\s+(?P<args>[^;&|)`\n]*)")
+MAKE_TARGET = re.compile(r"^[A-Za-z0-9][\w.-]*$")  # not an option, a VAR=value or a redirection
 CHECKOUT = "actions/checkout@"
 CLOUD_LOGIN = "./.github/actions/cloud-login"
 
@@ -73,7 +74,7 @@ def make_targets_called(project: Path) -> set[str]:
         for step in steps_of(document):
             for match in MAKE_CALL.finditer(step.get("run", "")):
                 words = shlex.split(match["args"], comments=True)
-                targets.update(word for word in words if not word.startswith("-") and "=" not in word)
+                targets.update(word for word in words if MAKE_TARGET.match(word))
     return targets
 
 

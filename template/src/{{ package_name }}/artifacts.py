@@ -59,7 +59,9 @@ def load_model(directory: Path) -> ModelArtifact:
     model_path, metadata_path = directory / MODEL_FILE, directory / METADATA_FILE
     for path in (model_path, metadata_path):
         if not path.is_file():
-            raise ModelArtifactError(f"{path} does not exist: train and promote a model first (make pipeline)")
+            raise ModelArtifactError(
+                f"{path} does not exist: train and promote a model first (make pipeline)"
+            )
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if list(metadata.get("feature_names", [])) != list(FEATURE_NAMES):
         raise ModelArtifactError(

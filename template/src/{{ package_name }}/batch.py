@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score a table of customers with the champion model.")
     parser.add_argument("--input", default=os.environ.get("BATCH_INPUT_URI"), help="env: BATCH_INPUT_URI")
     parser.add_argument("--output", default=os.environ.get("BATCH_OUTPUT_URI"), help="env: BATCH_OUTPUT_URI")
-    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR)))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+    )
     args = parser.parse_args(argv)
     if not args.input or not args.output:
         parser.error("--input and --output (or BATCH_INPUT_URI and BATCH_OUTPUT_URI) are required")

@@ -70,9 +70,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "plan",
 )
 
-# Business and consistency rules checked by validation (documented here so the contract is readable in one place).
+# Business and consistency rules checked by validation (here, so the whole contract reads in one place).
 PREMIUM_MIN_MONTHLY_CHARGES = 50.0
-# total_charges must lie within this fraction of monthly_charges x tenure_months (prices change over a tenure).
+# total_charges must lie within this fraction of monthly_charges x tenure_months (prices change over time).
 TOTAL_CHARGES_TOLERANCE = 0.35
 # ... with this absolute slack in currency units for short tenures (a partial first month, a one-off fee).
 TOTAL_CHARGES_SLACK = 250.0

@@ -1,13 +1,14 @@
 """Data drift: compare the inputs the model sees now with the data it was trained on, feature by feature.
 
-    python -m <package>.drift                      # reference: data/processed/train.parquet, current: data/inference/
-    python -m <package>.drift --current new.csv    # or any CSV / Parquet / JSONL file of model inputs
+    python -m <package>.drift                    # data/processed/train.parquet vs data/inference/*.jsonl
+    python -m <package>.drift --current new.csv  # or any CSV / Parquet / JSONL file of model inputs
 
-Numeric features: population stability index (PSI, on reference deciles) and the two-sample Kolmogorov-Smirnov test.
-Categorical features: PSI over the categories and the chi-square test of the reference vs current counts.
-A feature drifts when BOTH its PSI reaches `psi_threshold` (the shift is large enough to matter) AND its test's
-p-value is below `p_value_threshold` (the shift is not sampling noise): p-values alone flag trivial shifts on large
-samples, PSI alone flags noise on small ones. Thresholds come from the `drift:` section of params.yaml.
+Numeric features: population stability index (PSI, on reference deciles) and the two-sample
+Kolmogorov-Smirnov test. Categorical features: PSI over the categories and the chi-square test of the
+reference vs current counts. A feature drifts when BOTH its PSI reaches `psi_threshold` (the shift is large
+enough to matter) AND its test's p-value is below `p_value_threshold` (the shift is not sampling noise):
+p-values alone flag trivial shifts on large samples, PSI alone flags noise on small ones. Thresholds come
+from the `drift:` section of params.yaml.
 
 Writes reports/drift.json and reports/drift.html. Exit status: 0 no drift, 1 drift, 2 not enough current data.
 """
@@ -99,27 +100,30 @@ class DriftReport:
     def to_json(self) -> dict[str, Any]:
         payload = asdict(self)
         payload["drift_detected"] = self.status == "drift"
-        payload["features"] = {item.feature: {k: v for k, v in asdict(item).items() if k != "feature"}
-                               for item in self.features}
+        payload["features"] = {
+            item.feature: {k: v for k, v in asdict(item).items() if k != "feature"} for item in self.features
+        }
         return payload
 
 
-# ------------------------------------------------------------------------------------------------ reading the data
+# --- reading the data ---------------------------------------------------------------------------------------
 def read_reference(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"{path} does not exist: build the training split first (make features)")
     return model_inputs(read_table(str(path)), str(path))
 
 
-# ------------------------------------------------------------------------------------------------------ statistics
+# --- statistics ---------------------------------------------------------------------------------------------
 def population_stability_index(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
-    """PSI = sum((current - reference) * ln(current / reference)) over bins; 0 means identical distributions."""
+    """PSI = sum((current - reference) * ln(current / reference)) over bins; 0: identical distributions."""
     reference = np.clip(reference_shares, _EMPTY_BIN_SHARE, None)
     current = np.clip(current_shares, _EMPTY_BIN_SHARE, None)
     return float(np.sum((current - reference) * np.log(current / reference)))
 
 
-def quantile_bin_shares(reference: np.ndarray, current: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def quantile_bin_shares(
+    reference: np.ndarray, current: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Shares of each sample in bins cut at the reference quantiles (open-ended first and last bins)."""
     inner_edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
     edges = np.concatenate(([-np.inf], inner_edges, [np.inf]))
@@ -128,7 +132,9 @@ def quantile_bin_shares(reference: np.ndarray, current: np.ndarray, bins: int) -
     return reference_counts / reference_counts.sum(), current_counts / current_counts.sum()
 
 
-def numeric_drift(name: str, reference: pd.Series, current: pd.Series, settings: DriftSettings) -> FeatureDrift:
+def numeric_drift(
+    name: str, reference: pd.Series, current: pd.Series, settings: DriftSettings
+) -> FeatureDrift:
     ref, cur = reference.dropna().to_numpy(float), current.dropna().to_numpy(float)
     psi = population_stability_index(*quantile_bin_shares(ref, cur, settings.bins))
     ks = stats.ks_2samp(ref, cur)
@@ -182,14 +188,17 @@ def _numeric_summary(values: np.ndarray) -> dict[str, float]:
 
 def _shares(counts: np.ndarray, categories: list[str]) -> dict[str, float]:
     total = counts.sum()
-    return {str(category): round(float(count / total), 4) for category, count in zip(categories, counts, strict=True)}
+    return {
+        str(category): round(float(count / total), 4)
+        for category, count in zip(categories, counts, strict=True)
+    }
 
 
-# -------------------------------------------------------------------------------------------------------- the check
+# --- the check ----------------------------------------------------------------------------------------------
 def detect_drift(
     reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings, current_source: str
 ) -> DriftReport:
-    base = {
+    base: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "reference": {"path": str(settings.reference), "records": len(reference)},
         "current": {"path": current_source, "records": len(current)},
@@ -225,12 +234,18 @@ def detect_drift(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compare current model inputs with the training data.")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (drift: section)")
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="params file (drift: section)"
+    )
     parser.add_argument("--reference", type=Path, help="reference table (default: drift.reference)")
     parser.add_argument(
-        "--current", type=Path, help="inference-log directory, JSONL, CSV or Parquet file (default: drift.current)"
+        "--current",
+        type=Path,
+        help="inference-log directory, JSONL, CSV or Parquet file (default: drift.current)",
     )
-    parser.add_argument("--output-dir", type=Path, help="where drift.json and drift.html go (default: drift.output_dir)")
+    parser.add_argument(
+        "--output-dir", type=Path, help="where drift.json and drift.html go (default: drift.output_dir)"
+    )
     args = parser.parse_args(argv)
 
     try:

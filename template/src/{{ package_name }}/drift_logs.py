@@ -1,8 +1,8 @@
 """The data the drift check compares: model inputs from tables and from the service's inference logs.
 
-The service samples scored records into $INFERENCE_LOG_DIR/inference-YYYYMMDD-<pid>.jsonl, one JSON object per
-record: {"ts", "model_version", "features", "score", "predicted_class"}. Locally that is data/inference/; a deployed
-service writes them to the data bucket, and `pull` copies them next to the code:
+The service samples scored records into $INFERENCE_LOG_DIR/inference-YYYYMMDD-<pid>.jsonl, one JSON object
+per record: {"ts", "model_version", "features", "score", "predicted_class"}. Locally that is data/inference/;
+a deployed service writes them to the data bucket, and `pull` copies them next to the code:
 
     python -m <package>.drift_logs pull gs://<bucket>/inference/ [--destination data/inference]
 """
@@ -47,7 +47,9 @@ def read_current(path: Path, window_days: int, now: datetime | None = None) -> p
     now = now or datetime.now(UTC)
     if path.is_dir():
         files = sorted(path.glob(INFERENCE_LOG_GLOB))
-        return _recent_inputs((record for file in files for record in _log_records(file)), window_days, now, path)
+        return _recent_inputs(
+            (record for file in files for record in _log_records(file)), window_days, now, path
+        )
     if not path.is_file():
         return pd.DataFrame({name: pd.Series(dtype="object") for name in FEATURE_COLUMNS})
     if path.suffix == ".jsonl":
@@ -69,7 +71,9 @@ def _recent_inputs(
     records: Iterable[dict[str, Any]], window_days: int, now: datetime, source: Path
 ) -> pd.DataFrame:
     since = now - timedelta(days=window_days)
-    recent = [record["features"] for record in records if window_days == 0 or _timestamp(record["ts"]) >= since]
+    recent = [
+        record["features"] for record in records if window_days == 0 or _timestamp(record["ts"]) >= since
+    ]
     return model_inputs(pd.DataFrame.from_records(recent, columns=list(FEATURE_COLUMNS)), str(source))
 
 
@@ -79,7 +83,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def pull(source_uri: str, destination: Path) -> list[Path]:
-    """Copy the inference logs under `source_uri` (s3://, gs://, az:// or a directory) that are not here yet."""
+    """Copy the inference logs under `source_uri` (s3://, gs://, az:// or a directory) not copied yet."""
     filesystem, root = fsspec.core.url_to_fs(source_uri)
     destination.mkdir(parents=True, exist_ok=True)
     copied = []

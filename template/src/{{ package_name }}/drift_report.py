@@ -1,6 +1,6 @@
-"""The drift report files: reports/drift.json (machine-readable) and reports/drift.html (one self-contained page).
+"""The drift report files: reports/drift.json (for machines) and reports/drift.html (a self-contained page).
 
-The HTML page embeds its distribution plot as a base64 PNG, so it can be attached to a CI run or an issue as is.
+The HTML page embeds its distribution plot as a base64 PNG, so it can be attached to a CI run or an issue.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def write_reports(
     return json_path, html_path
 
 
-def distribution_plot_png(features: list[FeatureDrift], reference: pd.DataFrame, current: pd.DataFrame) -> bytes:
+def distribution_plot_png(
+    features: list[FeatureDrift], reference: pd.DataFrame, current: pd.DataFrame
+) -> bytes:
     """One panel per feature: reference vs current densities (numeric) or category shares (categorical)."""
     rows = math.ceil(len(features) / PLOT_COLUMNS)
     figure = Figure(figsize=(4.2 * PLOT_COLUMNS, 3.2 * rows), layout="constrained")
@@ -52,16 +54,29 @@ def distribution_plot_png(features: list[FeatureDrift], reference: pd.DataFrame,
         else:
             categories = list(item.reference_summary)
             positions = np.arange(len(categories))
-            axis.bar(positions - 0.2, [item.reference_summary[c] for c in categories], 0.4,
-                     color=_REFERENCE_COLOR, label="reference")
-            axis.bar(positions + 0.2, [item.current_summary[c] for c in categories], 0.4,
-                     color=_CURRENT_COLOR, label="current")
+            axis.bar(
+                positions - 0.2,
+                [item.reference_summary[c] for c in categories],
+                0.4,
+                color=_REFERENCE_COLOR,
+                label="reference",
+            )
+            axis.bar(
+                positions + 0.2,
+                [item.current_summary[c] for c in categories],
+                0.4,
+                color=_CURRENT_COLOR,
+                label="current",
+            )
             axis.set_xticks(positions, categories, rotation=20, fontsize=8)
         verdict = "DRIFT" if item.drifted else "ok"
-        axis.set_title(f"{item.feature}: PSI {item.psi:.3f} ({verdict})", fontsize=10,
-                       color="#c0392b" if item.drifted else "black")
+        axis.set_title(
+            f"{item.feature}: PSI {item.psi:.3f} ({verdict})",
+            fontsize=10,
+            color="#c0392b" if item.drifted else "black",
+        )
         axis.legend(fontsize=7)
-    for axis in axes[len(features):]:
+    for axis in axes[len(features) :]:
         axis.set_visible(False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
@@ -94,12 +109,15 @@ table {{ border-collapse: collapse; margin: 1rem 0; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 tr.drift td {{ background: #fdecea; }}
-.status-drift {{ color: #c0392b; }} .status-no_drift {{ color: #1e8449; }} .status-no_data {{ color: #7f8c8d; }}
+.status-drift {{ color: #c0392b; }}
+.status-no_drift {{ color: #1e8449; }}
+.status-no_data {{ color: #7f8c8d; }}
 </style>
 </head>
 <body>
 <h1>Drift report</h1>
-<p class="status-{escape(report.status)}"><strong>{escape(report.status)}</strong>: {escape(report.message)}</p>
+<p class="status-{escape(report.status)}">
+<strong>{escape(report.status)}</strong>: {escape(report.message)}</p>
 <p>Reference: {escape(str(report.reference["path"]))} ({report.reference["records"]} records).
 Current: {escape(str(report.current["path"]))} ({report.current["records"]} records).
 Generated {escape(report.generated_at)}. Thresholds: {thresholds}.
@@ -115,5 +133,6 @@ def _feature_row(item: FeatureDrift) -> str:
     css = ' class="drift"' if item.drifted else ""
     return (
         f"<tr{css}><td>{escape(item.feature)}</td><td>{item.kind}</td><td>{item.psi:.4f}</td><td>{item.test}</td>"
-        f"<td>{item.statistic:.4f}</td><td>{item.p_value:.3g}</td><td>{'yes' if item.drifted else 'no'}</td></tr>"
+        f"<td>{item.statistic:.4f}</td><td>{item.p_value:.3g}</td>"
+        f"<td>{'yes' if item.drifted else 'no'}</td></tr>"
     )

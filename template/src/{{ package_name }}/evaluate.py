@@ -75,7 +75,11 @@ def _plot_confusion(matrix: np.ndarray, path: Path) -> None:
     for (row, column), count in np.ndenumerate(matrix):
         axes.text(column, row, str(count), ha="center", va="center")
     axes.set(
-        xticks=[0, 1], yticks=[0, 1], xlabel="Predicted", ylabel="Actual", title="Confusion matrix (test split)"
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xlabel="Predicted",
+        ylabel="Actual",
+        title="Confusion matrix (test split)",
     )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -97,7 +101,11 @@ def _plot_importance(importance: dict[str, dict[str, float]], path: Path) -> Non
 
 
 def evaluate(
-    model: ModelArtifact, train_frame: pd.DataFrame, test_frame: pd.DataFrame, params: Params, reports_dir: Path
+    model: ModelArtifact,
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    params: Params,
+    reports_dir: Path,
 ) -> dict[str, Any]:
     """Write every report into reports_dir and return the metrics (also in reports_dir/metrics.json)."""
     plots_dir = reports_dir / "plots"
@@ -130,7 +138,11 @@ def evaluate(
     fpr, tpr, _ = roc_curve(y_true, scores)
     write_json(
         plots_dir / "roc.json",
-        {"roc": [{"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)]},
+        {
+            "roc": [
+                {"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)
+            ]
+        },
     )
     _plot_roc(fpr, tpr, model_metrics.get("roc_auc"), plots_dir / "roc.png")
     predicted = model.predict(scores)

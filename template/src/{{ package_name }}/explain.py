@@ -1,8 +1,8 @@
 """Explain one prediction: how much each input moves the churn probability.
 
 `python -m <package>.explain '<json record>'` (no argument: the first record of the test split). Each input's
-contribution is the change in probability when that input alone is set back to the training set's typical value
-(median number, most frequent category); the model is treated as a black box, so this works for every model type.
+contribution is the change in probability when that input alone is set back to the training set's typical
+value (median number, most frequent category); the model is a black box, so this works for every model type.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from .contract import CATEGORICAL, FEATURE_COLUMNS, NUMERIC
 
 NUMERIC_FEATURES: tuple[str, ...] = tuple(NUMERIC)
 DERIVED_FEATURES: tuple[str, ...] = (
-    "charges_ratio",  # total billed / (monthly bill x tenure): < 1 after a price rise, > 1 after a discount ended
+    "charges_ratio",  # total billed / (monthly bill x tenure): < 1 after a price rise, > 1 after a discount
     "tickets_per_year",  # support load normalised by tenure
 )
 ONE_HOT_FEATURES: tuple[str, ...] = tuple(
@@ -87,16 +87,18 @@ def build_matrix(columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
 
     for name, index in _CATEGORY_INDEX.items():
         try:
-            values = columns[name]
+            labels = columns[name]
         except KeyError:
             raise ValueError(f"missing column {name!r}") from None
-        if len(values) != n_rows:
+        if len(labels) != n_rows:
             raise ValueError("all columns must have the same length")
         try:
-            positions = [index[value] for value in values]
+            positions = [index[value] for value in labels]
         except (KeyError, TypeError):
-            unknown = next(value for value in values if not isinstance(value, str) or value not in index)
+            unknown = next(value for value in labels if not isinstance(value, str) or value not in index)
             allowed = ", ".join(index)
-            raise ValueError(f"column {name!r} has unknown category {unknown!r} (allowed: {allowed})") from None
+            raise ValueError(
+                f"column {name!r} has unknown category {unknown!r} (allowed: {allowed})"
+            ) from None
         matrix[np.arange(n_rows), _ONE_HOT_OFFSET[name] + np.asarray(positions, dtype=np.intp)] = 1.0
     return matrix

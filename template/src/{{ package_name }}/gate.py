@@ -101,7 +101,9 @@ def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Quality gate: promote the trained model when it is good enough.")
+    parser = argparse.ArgumentParser(
+        description="Quality gate: promote the trained model when it is good enough."
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     parser.add_argument("--champion-dir", type=Path, default=Path("models/champion"))
@@ -116,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     candidate = load_model(args.model_dir)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     if metrics.get("model_version") != candidate.model_version:
-        print(f"{args.metrics} is not the evaluation of {candidate.model_version}: run evaluate first", file=sys.stderr)
+        print(
+            f"{args.metrics} is not the evaluation of {candidate.model_version}: run evaluate first",
+            file=sys.stderr,
+        )
         return 2
 
     champion_version, champion_auc, notes = None, None, []
@@ -141,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             "candidate_version": candidate.model_version,
             "champion_version": champion_version,
             "checks": [asdict(check) for check in checks],
-            "reasons": [f"{c.name}: {c.value} vs limit {c.limit} ({c.detail})" for c in checks if not c.passed],
+            "reasons": [
+                f"{c.name}: {c.value} vs limit {c.limit} ({c.detail})" for c in checks if not c.passed
+            ],
             "notes": notes,
         },
     )

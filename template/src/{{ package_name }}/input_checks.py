@@ -1,7 +1,7 @@
 """Contract checks of model inputs for batch scoring: pandas only, so the batch image needs no training deps.
 
-Training data goes through the full pandera schema in validation.py; this checks what scoring needs: every model
-input present, complete, of the right type, in range and of a known category.
+Training data goes through the full pandera schema in validation.py; this checks what scoring needs: every
+model input present, complete, of the right type, in range and of a known category.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """MLflow backend of tracking.Tracker: the only module of the project that imports mlflow.
 
 The tracking store is MLFLOW_TRACKING_URI when set (a team server), else sqlite:///mlruns.db in the project
-(browse it with `uv run mlflow ui --backend-store-uri sqlite:///mlruns.db`). Each training run logs its params,
-metrics, environment, git sha and model, and registers the model as a new version; the gate moves the
+(browse it with `uv run mlflow ui --backend-store-uri sqlite:///mlruns.db`). Each training run logs its
+params, metrics, environment, git sha and model, and registers the model as a new version; the gate moves the
 `champion` alias to the version it promotes.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib.metadata import version as metadata_version
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from .tracking import flatten
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 DEFAULT_ARTIFACT_DIR = Path("mlartifacts")
 CHAMPION_ALIAS = "champion"
+# What loading the logged model needs (it is a plain scikit-learn estimator on the matrix of features.py).
+MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "joblib")
 
 
 def tracking_uri() -> str:
@@ -68,6 +71,8 @@ class MlflowTracker:
                 name="model",
                 registered_model_name=self.registered_model,
                 signature=infer_signature(example, estimator.predict_proba(example)[:, 1]),
+                # Explicit requirements: inferring them exports the whole lock file and takes ~30 s.
+                pip_requirements=[f"{name}=={metadata_version(name)}" for name in MODEL_REQUIREMENTS],
             )
         return {
             "backend": "mlflow",

@@ -1,10 +1,10 @@
 """Write the model card (docs/model-card.md) of the champion: `make model-card`.
 
 The facts come from the artifacts the pipeline wrote, so the card never disagrees with them:
-models/champion/metadata.json (version, provenance, parameters, training ranges) and reports/metrics.json (test
+models/champion/metadata.json (version, provenance, parameters, training ranges), reports/metrics.json (test
 metrics, the baseline, slices) and reports/gate.json (the quality-gate decision). The prose (intended use,
-limitations, ethical considerations) is the team's: edit docs/model-card.template.md, whose `$name` placeholders
-this module fills in (write `$$` for a literal dollar sign).
+limitations, ethical considerations) is the team's: edit docs/model-card.template.md, whose `$name`
+placeholders this module fills in (write `$$` for a literal dollar sign).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _cell(value: Any) -> str:
 
 
 def _metric_names(*metric_sets: Mapping[str, Any]) -> list[str]:
-    present = {name for metrics in metric_sets for name in metrics if isinstance(metrics.get(name), int | float)}
+    present = {
+        name for metrics in metric_sets for name in metrics if isinstance(metrics.get(name), int | float)
+    }
     return [name for name in METRIC_ORDER if name in present] + sorted(present - set(METRIC_ORDER) - {"rows"})
 
 
@@ -55,8 +57,10 @@ def slices_table(slices: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     rows, names = [], []
     for column, groups in slices.items():
         names = _metric_names(*groups.values())
-        rows += [[f"{column}={value}", metrics.get("rows", "n/a"), *(metrics.get(n, "n/a") for n in names)]
-                 for value, metrics in groups.items()]
+        rows += [
+            [f"{column}={value}", metrics.get("rows", "n/a"), *(metrics.get(n, "n/a") for n in names)]
+            for value, metrics in groups.items()
+        ]
     return markdown_table(["slice", "rows", *names], rows)
 
 
@@ -83,7 +87,9 @@ def gate_table(gate: Mapping[str, Any]) -> str:
     return markdown_table(["check", "value", "limit", "result"], rows)
 
 
-def card_values(metadata: Mapping[str, Any], metrics: Mapping[str, Any], gate: Mapping[str, Any]) -> dict[str, str]:
+def card_values(
+    metadata: Mapping[str, Any], metrics: Mapping[str, Any], gate: Mapping[str, Any]
+) -> dict[str, str]:
     model_params = metadata.get("params", {}).get("model", {})
     model_metrics = metrics.get("model", metadata.get("metrics", {}))
     return {
@@ -115,7 +121,10 @@ def _champion_report(path: Path, metadata: Mapping[str, Any], version_key: str) 
     """A report of the champion, or {} when it is missing or belongs to another (e.g. a rejected) model."""
     report = _read_json(path, required=False)
     if report and report.get(version_key) != metadata["model_version"]:
-        print(f"model-card: {path} describes {report.get(version_key)}, not the champion: left out", file=sys.stderr)
+        print(
+            f"model-card: {path} describes {report.get(version_key)}, not the champion: left out",
+            file=sys.stderr,
+        )
         return {}
     return report
 

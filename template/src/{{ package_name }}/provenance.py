@@ -34,7 +34,9 @@ def file_sha256(path: Path) -> str:
 def environment(lock_file: Path = Path("uv.lock")) -> dict[str, Any]:
     """Python, platform and installed distributions (and the uv.lock hash when there is one)."""
     packages = sorted(
-        f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions() if dist.metadata["Name"]
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
     )
     return {
         "python": sys.version.split()[0],

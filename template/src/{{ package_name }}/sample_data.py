@@ -1,7 +1,7 @@
 """Deterministic synthetic customers with a learnable churn signal: the sample that ships in data/raw/.
 
-The shipped file is exactly `python -m <package>.sample_data --output data/raw/customers.csv` with the defaults;
-a test checks it. Replace it with real data (see README.md): nothing else in the pipeline depends on this module.
+The shipped file is exactly `python -m <package>.sample_data --output data/raw/customers.csv` (defaults);
+a test checks it. Replace it with real data (see README.md): nothing else in the pipeline uses this module.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="CSV file to create")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing file (raw data is immutable)")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an existing file (raw data is immutable)"
+    )
     args = parser.parse_args(argv)
     if args.output.exists() and not args.force:
         print(f"{args.output} exists: raw data is immutable, pass --force to overwrite it", file=sys.stderr)

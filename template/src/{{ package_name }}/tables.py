@@ -1,6 +1,6 @@
 """Reading and writing tables (CSV or Parquet) from local paths or object-store URIs (s3://, gs://, az://).
 
-pandas hands URIs to fsspec, so the cloud filesystem of the project (s3fs, gcsfs or adlfs) is all that is needed.
+pandas hands URIs to fsspec, so the project's cloud filesystem (s3fs, gcsfs or adlfs) is all that is needed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ FORMATS = (".csv", ".parquet")
 def table_format(uri: str) -> str:
     suffix = PurePosixPath(uri.split("?", 1)[0]).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"{uri}: unsupported file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
+        raise ValueError(
+            f"{uri}: unsupported file type {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
+        )
     return suffix
 
 

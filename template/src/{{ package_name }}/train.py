@@ -48,7 +48,7 @@ def reference_record(frame: pd.DataFrame) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name in FEATURE_COLUMNS:
         if name in NUMERIC:
-            record[name] = float(frame[name].median())
+            record[name] = round(float(frame[name].median()), 4)
         else:
             record[name] = str(frame[name].mode().iloc[0])
     return record

@@ -35,14 +35,18 @@ MAX_LISTED_ROWS = 50  # per rule in the report; `count` always has the full numb
 def _total_charges_consistent(frame: pd.DataFrame) -> pd.Series:
     """total_charges is close to monthly_charges x tenure_months (prices change over a tenure)."""
     expected = frame["monthly_charges"] * frame["tenure_months"]
-    within = (frame["total_charges"] - expected).abs() <= TOTAL_CHARGES_TOLERANCE * expected + TOTAL_CHARGES_SLACK
+    within = (
+        frame["total_charges"] - expected
+    ).abs() <= TOTAL_CHARGES_TOLERANCE * expected + TOTAL_CHARGES_SLACK
     return within | expected.isna() | frame["total_charges"].isna()
 
 
 def _premium_pays_minimum(frame: pd.DataFrame) -> pd.Series:
     """The premium plan costs at least PREMIUM_MIN_MONTHLY_CHARGES a month."""
     premium = frame["plan"] == "premium"
-    return ~premium | (frame["monthly_charges"] >= PREMIUM_MIN_MONTHLY_CHARGES) | frame["monthly_charges"].isna()
+    return (
+        ~premium | (frame["monthly_charges"] >= PREMIUM_MIN_MONTHLY_CHARGES) | frame["monthly_charges"].isna()
+    )
 
 
 def _not_in_future(timestamps: pd.Series) -> pd.Series:
@@ -52,7 +56,9 @@ def _not_in_future(timestamps: pd.Series) -> pd.Series:
 def build_schema(*, with_target: bool = True) -> pa.DataFrameSchema:
     """The pandera schema of a customer table, built from contract.py."""
     columns: dict[str, pa.Column] = {
-        ID_COLUMN: pa.Column(str, pa.Check.str_matches(ID_PATTERN, name="id_format", error="id_format"), unique=True),
+        ID_COLUMN: pa.Column(
+            str, pa.Check.str_matches(ID_PATTERN, name="id_format", error="id_format"), unique=True
+        ),
         TIMESTAMP_COLUMN: pa.Column(checks=pa.Check(_not_in_future, name="not_in_future")),
     }
     for name, spec in NUMERIC.items():
@@ -63,7 +69,9 @@ def build_schema(*, with_target: bool = True) -> pa.DataFrameSchema:
     for name, categorical in CATEGORICAL.items():
         columns[name] = pa.Column(
             str,
-            pa.Check.isin(list(categorical.categories), name="allowed_categories", error="allowed_categories"),
+            pa.Check.isin(
+                list(categorical.categories), name="allowed_categories", error="allowed_categories"
+            ),
         )
     if with_target:
         columns[TARGET] = pa.Column(int, pa.Check.isin([0, 1], name="binary_target", error="binary_target"))
@@ -96,7 +104,9 @@ def _failures(frame: pd.DataFrame, cases: pd.DataFrame) -> list[RuleFailure]:
                 count=len(indices) or len(group),
                 row_indices=listed,
                 row_ids=[str(ids.iloc[i]) for i in listed] if ids is not None else [],
-                examples=[] if frame_level.loc[group.index].all() else [str(v) for v in group["failure_case"].head(5)],
+                examples=[]
+                if frame_level.loc[group.index].all()
+                else [str(v) for v in group["failure_case"].head(5)],
             )
         )
     return failures

@@ -16,8 +16,9 @@ locals {
 
   serving_enabled = var.image_tag != ""
 
-  image_repository = "${var.region}-docker.pkg.dev/${var.gcp_project_id}/${google_artifact_registry_repository.images.repository_id}/${var.image_name}"
-  image            = "${local.image_repository}:${var.image_tag}"
+  own_image_repository = "${var.region}-docker.pkg.dev/${var.gcp_project_id}/${google_artifact_registry_repository.images.repository_id}/${var.image_name}"
+  image_repository     = var.image_repository != "" ? var.image_repository : local.own_image_repository
+  image                = "${local.image_repository}:${var.image_tag}"
 
   project_number = data.google_project.this.number
   # Google-managed service agents that encrypt with the project's key (they exist once their API is enabled).

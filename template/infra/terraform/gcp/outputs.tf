@@ -11,8 +11,8 @@ output "model_bucket" {
 }
 
 output "image_repository" {
-  description = "Full path of the serving image without tag: push <image_repository>:<git sha> (GitHub variable IMAGE_REPOSITORY)."
-  value       = local.image_repository
+  description = "Full path of the serving image without tag, in this environment's repository: push <image_repository>:<git sha> (GitHub variable IMAGE_REPOSITORY)."
+  value       = local.own_image_repository
 }
 
 output "workload_identity_provider" {
@@ -33,4 +33,9 @@ output "runtime_service_account" {
 output "cloud_region" {
   description = "Region of every resource (GitHub variable CLOUD_REGION)."
   value       = var.region
+}
+
+output "image_tag" {
+  description = "Image tag deployed now (empty before the first deploy): `make deployed-image-tag`, the rollback target."
+  value       = var.image_tag
 }

@@ -43,3 +43,13 @@ resource "google_artifact_registry_repository" "images" {
 
   depends_on = [google_kms_crypto_key_iam_member.service_agents]
 }
+
+# Another environment's serving identities may pull the images built once by CD (see image_repository).
+resource "google_artifact_registry_repository_iam_member" "image_readers" {
+  for_each = toset(var.image_readers)
+
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = each.value
+}

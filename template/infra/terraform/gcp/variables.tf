@@ -52,6 +52,23 @@ variable "image_tag" {
   default     = ""
 }
 
+variable "image_repository" {
+  description = "Repository the serving resources pull from, without tag. Empty: this environment's own Artifact Registry repository. CD builds each image once, so production usually points at staging's image_repository output (see README.md)."
+  type        = string
+  default     = ""
+}
+
+variable "image_readers" {
+  description = "Members allowed to pull from this environment's repository, e.g. production's Cloud Run service agent (serviceAccount:service-<project number>@serverless-robot-prod.iam.gserviceaccount.com)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.image_readers : can(regex("^(serviceAccount|group|user):", m))])
+    error_message = "image_readers must be serviceAccount:, group: or user: members (never allUsers)."
+  }
+}
+
 variable "owner" {
   description = "Owner label (derived from the author e-mail, label-safe)."
   type        = string

@@ -1,9 +1,14 @@
 """Per-request bookkeeping in one pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware): a
-request id, the HTTP metrics and one structured access-log line per request.
+request id, the HTTP metrics, a structured access log, and the last-resort 500 for a fault of the service.
+
+Every request is counted and timed in the metrics. The access log has a line for every request at debug level;
+at info it keeps the ones worth reading (failures and slow requests), because formatting and writing a line
+per request would cost the prediction hot path about as much as scoring does.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -17,9 +22,10 @@ from .logging_config import REQUEST_ID
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log lines or bloat them.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Probes and scrapes are logged at debug level: at info they would drown the requests that matter.
-QUIET_ROUTES = frozenset({"/health", "/ready", "/ping", "/metrics"})
+SLOW_REQUEST_SECONDS = 0.5  # the latency objective of the SLO rules (monitoring/slo.yaml)
 UNMATCHED_ROUTE = "unmatched"
+
+INTERNAL_ERROR_BODY = json.dumps({"detail": "internal server error"}).encode()
 
 access_logger = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         token = REQUEST_ID.set(request_id)
         request_id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        status = 500  # what the client gets if the app fails before it starts a response
+        status = 0  # set when the response starts
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -48,13 +54,29 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            # Logged here, where the request id is still set; the client gets a 500 without internals.
+            access_logger.exception("unhandled error", extra={"path": scope["path"]})
+            if status:  # the response has started: all that is left is to drop the connection
+                raise
+            await send_with_request_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(INTERNAL_ERROR_BODY)).encode()),
+                    ],
+                }
+            )
+            await send_with_request_id({"type": "http.response.body", "body": INTERNAL_ERROR_BODY})
         finally:
             seconds = time.perf_counter() - start
             route = scope.get("route")
             route_path = getattr(route, "path", UNMATCHED_ROUTE)
             method = scope["method"]
             metrics.observe_request(method, route_path, status, seconds)
-            level = logging.DEBUG if route_path in QUIET_ROUTES and status < 400 else logging.INFO
+            level = logging.INFO if status >= 400 or seconds >= SLOW_REQUEST_SECONDS else logging.DEBUG
             if access_logger.isEnabledFor(level):
                 access_logger.log(
                     level,

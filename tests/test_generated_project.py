@@ -1,0 +1,145 @@
+"""The generated project works: its shipped sample data, its pipeline, its own tests and its hooks.
+
+The slow tests install a rendered project with uv (seconds with a warm uv cache) and run its Makefile targets
+as a user would after `copier copy`. Timings and model metrics are printed (`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE_ROOT, run
+
+PACKAGE = "customer_churn"  # the default package_name
+STAGES = ("validate", "features", "train", "evaluate", "gate")
+
+
+def project_env() -> dict[str, str]:
+    """The environment of a developer's shell: git identity, no telemetry, not inside the template's venv."""
+    outside = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    env = {key: value for key, value in os.environ.items() if key not in outside}
+    env.update(
+        {
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "Template Test",
+            "GIT_AUTHOR_EMAIL": "template-test@example.com",
+            "GIT_COMMITTER_NAME": "Template Test",
+            "GIT_COMMITTER_EMAIL": "template-test@example.com",
+        }
+    )
+    return env
+
+
+def step(cwd: Path, *command: str, timeout: int = 1200) -> float:
+    """Run a command in the project, fail with its output if it fails; return how long it took."""
+    started = time.monotonic()
+    result = run(list(command), cwd=cwd, timeout=timeout, env=project_env())
+    elapsed = time.monotonic() - started
+    output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output}"
+    print(f"  {' '.join(command)}: {elapsed:.1f} s")
+    return elapsed
+
+
+def fresh_copy(render: Callable[..., Path], tmp_path: Path, **answers: object) -> Path:
+    """A private copy of a render (renders are shared by the session), committed to a new git repository."""
+    project = tmp_path / "project"
+    shutil.copytree(render(**answers), project)
+    step(project, "git", "init", "-q")
+    step(project, "git", "add", "-A")
+    step(project, "git", "commit", "-qm", "Start from copier-mlops")
+    return project
+
+
+def test_shipped_sample_is_what_the_generator_writes(render: Callable[..., Path], tmp_path: Path) -> None:
+    project = render()
+    regenerated = tmp_path / "customers.csv"
+    result = run(
+        [
+            "uv",
+            "run",
+            "--no-project",
+            "--with",
+            "numpy",
+            "python",
+            "-m",
+            f"{PACKAGE}.sample_data",
+            "--output",
+            str(regenerated),
+        ],
+        cwd=tmp_path,
+        env={**project_env(), "PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    shipped = project / "data" / "raw" / "customers.csv"
+    assert shipped.read_bytes() == regenerated.read_bytes()
+    assert shipped.read_bytes() == (TEMPLATE_ROOT / "template" / shipped.relative_to(project)).read_bytes()
+    assert shipped.stat().st_size < 2_000_000
+    assert len(shipped.read_text().splitlines()) == 5001
+
+
+def test_without_tracking_nothing_mentions_mlflow(render: Callable[..., Path]) -> None:
+    project = render(experiment_tracking="none")
+    assert not list(project.rglob("*mlflow*"))
+    assert "mlflow" not in (project / "pyproject.toml").read_text()
+    assert "backend: none" in (project / "params.yaml").read_text()
+    for source in (project / "src").rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+mlflow", source.read_text(), re.MULTILINE), source
+
+
+@pytest.mark.slow
+def test_default_project_installs_lints_tests_and_runs_its_pipeline(
+    render: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = fresh_copy(render, tmp_path)
+    timings = {"setup": step(project, "make", "setup")}
+    for target in ("lint", "typecheck", "test", "pipeline"):
+        timings[target] = step(project, "make", target)
+
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    print(f"  model metrics: {metrics['model']}\n  baseline: {metrics['baseline']}\n  timings: {timings}")
+    assert 0.75 <= metrics["model"]["roc_auc"] <= 0.9
+    assert json.loads((project / "reports" / "gate.json").read_text())["promoted"] is True
+    assert (project / "models" / "champion" / "model.joblib").is_file()
+    assert (project / "mlruns.db").is_file()
+
+    # Nothing changed, so nothing re-runs.
+    again = run(["uv", "run", "--no-sync", "dvc", "repro"], cwd=project, env=project_env())
+    assert again.returncode == 0, again.stderr
+    assert "Running stage" not in again.stdout
+    for stage in STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in again.stdout
+
+    # A params change re-runs exactly the stages downstream of it.
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("permutation_repeats: 5", "permutation_repeats: 3"))
+    changed = run(["uv", "run", "--no-sync", "dvc", "repro"], cwd=project, env=project_env())
+    assert changed.returncode == 0, changed.stderr
+    assert re.findall(r"Running stage '(\w+)'", changed.stdout) == ["evaluate", "gate"]
+
+    step(project, "make", "gate", "DRY_RUN=1")
+    step(project, "make", "explain")
+    step(project, "make", "batch-score", "BATCH_OUTPUT_URI=data/predictions/sample.parquet")
+    assert (project / "data" / "predictions" / "sample.parquet").stat().st_size > 0
+    step(project, "uv", "run", "--no-sync", "pre-commit", "run", "--all-files")
+
+
+@pytest.mark.slow
+def test_project_without_tracking_runs_without_mlflow(render: Callable[..., Path], tmp_path: Path) -> None:
+    project = fresh_copy(render, tmp_path, experiment_tracking="none")
+    step(project, "make", "setup")
+    step(project, "make", "pipeline")
+    step(project, "make", "test")
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is not None)"
+    step(project, "uv", "run", "--no-sync", "python", "-c", probe)
+    assert not (project / "mlruns.db").exists()
+    metadata = json.loads((project / "models" / "champion" / "metadata.json").read_text())
+    assert metadata["tracking"] == {"backend": "none"}
