@@ -64,7 +64,9 @@ def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None, timeo
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return elapsed
 
 
@@ -99,11 +101,14 @@ def bench_render_and_update(work: Path, runs: int) -> dict[str, Any]:
 
 
 def release_pair(dst: Path) -> tuple[str, str]:
-    """A clone of the template with its previous and newest releases tagged (see hooks/releases.py)."""
+    """A repository of the template with its previous and newest releases tagged (the one tests/test_update.py uses)."""
     sys.path.insert(0, str(ROOT / "hooks"))
-    from releases import build_release_repo  # the same construction tests/test_update.py uses
+    from releases import build_release_repo
 
-    return build_release_repo(ROOT, dst)
+    for role in ("AUTHOR", "COMMITTER"):
+        os.environ.setdefault(f"GIT_{role}_NAME", "bench")
+        os.environ.setdefault(f"GIT_{role}_EMAIL", "bench@example.com")
+    return build_release_repo(dst)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -121,7 +126,7 @@ def http(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int
     headers = {"Content-Type": "application/json"} if body is not None else {}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -214,7 +219,8 @@ def parse_wrk(output: str) -> dict[str, Any]:
         "requests": int(total.group(1)) if total else 0,
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
-        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(map(int, socket.groups())) if socket else 0),
     }
 
 
@@ -325,13 +331,24 @@ def bench_serving_footprint(project: Path, work: Path) -> dict[str, Any]:
     venv = work / "serving-venv"
     sh(["uv", "venv", "--quiet", str(venv)], project)
     env = {"VIRTUAL_ENV": str(venv)}
-    sh(["uv", "sync", "--quiet", "--locked", "--no-default-groups", "--active", "--no-install-project"], project, env)
+    sh(
+        ["uv", "sync", "--quiet", "--locked", "--no-default-groups", "--active", "--no-install-project"],
+        project,
+        env,
+    )
     site = next(venv.glob("lib/python*/site-packages"))
     packages = sorted(
-        ((p.name, directory_mib(p)) for p in site.iterdir() if p.is_dir() and not p.name.endswith(".dist-info")),
+        (
+            (p.name, directory_mib(p))
+            for p in site.iterdir()
+            if p.is_dir() and not p.name.endswith(".dist-info")
+        ),
         key=lambda item: -item[1],
     )
-    return {"installed_mib": round(directory_mib(site), 1), "largest": [[n, round(s, 1)] for n, s in packages[:8]]}
+    return {
+        "installed_mib": round(directory_mib(site), 1),
+        "largest": [[n, round(s, 1)] for n, s in packages[:8]],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,11 +356,19 @@ def bench_serving_footprint(project: Path, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
-    mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line))
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    mem_kib = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    )
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split(
+        "\n"
+    )[0]
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -361,7 +386,8 @@ def summary(report: dict[str, Any]) -> str:
 
     def row(name: str, key: str, rows: int = 1) -> str:
         r = s[key]
-        return f"| {name} | {r['rps']:.0f} | {r['rps'] * rows:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        cells = [name, f"{r['rps']:.0f}", f"{r['rps'] * rows:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+        return "| " + " | ".join([*cells, str(r["errors"])]) + " |"
 
     lines = [
         "# Benchmarks",
@@ -389,9 +415,9 @@ def summary(report: dict[str, Any]) -> str:
         row("generated `/predict`, 100 records", "generated_predict_100", 100),
         row("`mlflow models serve`, 100 records", "mlflow_predict_100", 100),
         "",
-        f"- `/predict` (1 record) vs mlflow: **{s['ratios']['predict_1_generated_over_mlflow']}×** requests/s",
-        f"- `/predict` (1 record) vs the same server's `/health`: **{s['ratios']['predict_1_over_health']}×**",
-        f"- 100-record requests vs mlflow: **{s['ratios']['rows_per_s_100_generated_over_mlflow']}×** rows/s",
+        f"- `/predict` (1 record) vs mlflow: **{s['ratios']['predict_1_generated_over_mlflow']}x** requests/s",
+        f"- `/predict` (1 record) vs the same server's `/health`: **{s['ratios']['predict_1_over_health']}x**",
+        f"- 100-record requests vs mlflow: **{s['ratios']['rows_per_s_100_generated_over_mlflow']}x** rows/s",
         f"- resident memory of the generated service under load ({s['workers']} workers): "
         f"{s['generated_rss_mib_under_load']:.0f} MiB",
         "",

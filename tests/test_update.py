@@ -17,13 +17,10 @@ release.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,75 +32,22 @@ from copier.errors import UnsafeTemplateError
 
 MIGRATIONS_DIR = TEMPLATE_ROOT / "hooks" / "migrations"
 sys.path.insert(0, str(MIGRATIONS_DIR))
+sys.path.insert(0, str(TEMPLATE_ROOT / "hooks"))
+import releases  # noqa: E402
 from moved_files import Outcome, TemplateCheckout, carry_over_moved_file  # noqa: E402
 
-RELEASE_HEADING = re.compile(r"^## \[(\d+\.\d+\.\d+)\]", re.MULTILINE)
 CONFLICT_MARKER = re.compile(rb"^(<{7}|>{7})( |$)", re.MULTILINE)
 COPIER_PIN = re.compile(r"copier[=@]=?(\d+\.\d+\.\d+)")
 GUIDE = "docs/template-updates.md"
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Building template versions and projects
+# Building template versions and projects (the tagged template repository comes from hooks/releases.py)
 # ------------------------------------------------------------------------------------------------------------
-def releases() -> list[str]:
-    """Release versions in CHANGELOG.md, newest first."""
-    return RELEASE_HEADING.findall((TEMPLATE_ROOT / "CHANGELOG.md").read_text(encoding="utf-8"))
-
-
-def migration_moves(version: str) -> dict[str, str]:
-    """old path -> new path of every migration copier.yml runs for `version`."""
-    config = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
-    moves: dict[str, str] = {}
-    for migration in config.get("_migrations", []):
-        if str(migration["version"]).lstrip("v") != version:
-            continue
-        script = next(Path(word.split("}}/")[-1]) for word in migration["command"] if word.endswith(".py"))
-        spec = importlib.util.spec_from_file_location(script.stem, TEMPLATE_ROOT / script)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        moves.update(module.MOVES)
-    return moves
-
-
 def git(cwd: Path, *args: str) -> str:
     result = run(["git", *args], cwd=cwd)
     assert result.returncode == 0, f"git {' '.join(args)} failed in {cwd}:\n{result.stderr}"
     return result.stdout
-
-
-def template_files() -> list[str]:
-    """The template repository's files as a commit would hold them (tracked or new, never ignored)."""
-    listed = git(TEMPLATE_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
-    return sorted(path for path in listed.split("\0") if path and (TEMPLATE_ROOT / path).is_file())
-
-
-def copy_working_tree(destination: Path) -> None:
-    for relative in template_files():
-        target = destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(TEMPLATE_ROOT / relative, target)
-
-
-def checkout_real_ref(ref: str, destination: Path) -> None:
-    archive = destination.parent / "previous.tar"
-    git(TEMPLATE_ROOT, "archive", "--format=tar", f"--output={archive}", ref)
-    with tarfile.open(archive) as tar:
-        tar.extractall(destination, filter="data")
-    archive.unlink()
-
-
-def commit_all(repository: Path, message: str, tag: str | None = None) -> None:
-    git(repository, "add", "--all")
-    git(repository, "commit", "--quiet", "--allow-empty", "-m", message)
-    if tag:
-        git(repository, "tag", tag)
-
-
-def move_in_template(repository: Path, source: str, target: str) -> None:
-    (repository / "template" / target).parent.mkdir(parents=True, exist_ok=True)
-    git(repository, "mv", f"template/{source}", f"template/{target}")
 
 
 def project_files(root: Path) -> dict[str, bytes]:
@@ -124,7 +68,7 @@ def render(template: Path, ref: str, destination: Path, **answers: object) -> Pa
 def render_and_commit(template: Path, ref: str, destination: Path, **answers: object) -> Path:
     render(template, ref, destination, **answers)
     git(destination, "init", "--quiet")
-    commit_all(destination, f"Render copier-mlops {ref}")
+    releases.commit_all(destination, f"Render copier-mlops {ref}")
     return destination
 
 
@@ -175,34 +119,14 @@ def git_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def versions() -> tuple[str, str]:
     """(previous tag, newest tag)."""
-    newest, previous = releases()[:2]
-    return f"v{previous}", f"v{newest}"
+    return releases.release_tags()
 
 
 @pytest.fixture(scope="module")
 def template_repo(tmp_path_factory: pytest.TempPathFactory, versions: tuple[str, str]) -> Path:
     """A git repository of the template with the previous and the newest release tagged (module docstring)."""
-    previous, newest = versions
     repository = tmp_path_factory.mktemp("template") / "copier-mlops"
-    repository.mkdir()
-    git(repository, "init", "--quiet")
-    moves = migration_moves(newest.lstrip("v"))
-    if ref := os.environ.get("UPDATE_FROM_REF"):
-        checkout_real_ref(ref, repository)
-        commit_all(repository, f"copier-mlops {previous} ({ref})", tag=previous)
-        for entry in repository.iterdir():
-            if entry.name != ".git":
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        copy_working_tree(repository)
-    else:
-        copy_working_tree(repository)
-        git(repository, "add", "--all")
-        for old, new in moves.items():
-            move_in_template(repository, new, old)
-        commit_all(repository, f"copier-mlops {previous} (the newest release's moves undone)", tag=previous)
-        for old, new in moves.items():
-            move_in_template(repository, old, new)
-    commit_all(repository, f"copier-mlops {newest}", tag=newest)
+    assert releases.build_release_repo(repository, os.environ.get("UPDATE_FROM_REF")) == versions
     return repository
 
 
@@ -238,7 +162,7 @@ def edit_like_a_project(project: Path, moves: dict[str, str]) -> dict[str, str]:
         target.write_text(target.read_text(encoding="utf-8") + addition, encoding="utf-8")
     (project / NEW_USER_FILE).parent.mkdir(parents=True, exist_ok=True)
     (project / NEW_USER_FILE).write_text("# Exploration\n\nProject-only file.\n", encoding="utf-8")
-    commit_all(project, "Project edits")
+    releases.commit_all(project, "Project edits")
     # Where each edit must be after the update: a moved file's edit travels to its new path.
     return {moves.get(path, path): addition.strip() for path, addition in edits.items()}
 
@@ -247,7 +171,7 @@ def test_update_to_newest_release_keeps_edits_and_otherwise_equals_a_fresh_rende
     template_repo: Path, versions: tuple[str, str], tmp_path: Path
 ) -> None:
     previous, newest = versions
-    moves = migration_moves(newest.lstrip("v"))
+    moves = releases.migration_moves(newest.lstrip("v"))
     project = render_and_commit(template_repo, previous, tmp_path / "project")
     expected_edits = edit_like_a_project(project, moves)
 
@@ -315,19 +239,19 @@ def test_conflicting_edit_is_left_inline_with_markers_and_template_check_fails(
     repository = tmp_path / "copier-mlops"
     repository.mkdir()
     git(repository, "init", "--quiet")
-    copy_working_tree(repository)
-    commit_all(repository, f"copier-mlops {newest}", tag=newest)
+    releases.copy_working_tree(repository)
+    releases.commit_all(repository, f"copier-mlops {newest}", tag=newest)
     guide = repository / "template" / GUIDE
     assert TEMPLATE_LINE in guide.read_text(encoding="utf-8").splitlines()
     guide.write_text(
         guide.read_text(encoding="utf-8").replace(TEMPLATE_LINE, TEMPLATE_CHANGE), encoding="utf-8"
     )
-    commit_all(repository, "Reword the guide's title", tag=next_release)
+    releases.commit_all(repository, "Reword the guide's title", tag=next_release)
 
     project = render_and_commit(repository, newest, tmp_path / "project")
     path = project / GUIDE
     path.write_text(path.read_text(encoding="utf-8").replace(TEMPLATE_LINE, PROJECT_CHANGE), encoding="utf-8")
-    commit_all(project, "Name the project in the guide")
+    releases.commit_all(project, "Name the project in the guide")
 
     # No --trust: no migration is crossed. And no exception: copier does not fail on conflicts.
     update(project, next_release)
@@ -386,18 +310,18 @@ def moved_guide(tmp_path: Path) -> tuple[TemplateCheckout, Path]:
     (template / "template").mkdir(parents=True)
     git(template, "init", "--quiet")
     (template / "template" / OLD).write_text(BASE, encoding="utf-8")
-    commit_all(template, "v1", tag="v1")
+    releases.commit_all(template, "v1", tag="v1")
     (template / "template" / "docs").mkdir()
     (template / "template" / OLD).rename(template / "template" / NEW)
     released = BASE.replace("fifth", "fifth, reworded by the template")
     (template / "template" / NEW).write_text(released, encoding="utf-8")
-    commit_all(template, "v2", tag="v2")
+    releases.commit_all(template, "v2", tag="v2")
 
     project = tmp_path / "project"
     project.mkdir()
     git(project, "init", "--quiet")
     (project / OLD).write_text(BASE.replace("first", "first, edited by the project"), encoding="utf-8")
-    commit_all(project, "project on v1")
+    releases.commit_all(project, "project on v1")
     (project / OLD).unlink()
     (project / "docs").mkdir()
     (project / NEW).write_text(released, encoding="utf-8")
@@ -416,7 +340,7 @@ def test_migration_merges_project_edits_into_the_new_path_and_is_idempotent(
     assert not (project / OLD).exists()
     assert carry_over_moved_file(OLD, NEW, template, "v1", project) is Outcome.ALREADY_MOVED
     assert (project / NEW).read_text(encoding="utf-8") == merged
-    commit_all(project, "after the update")
+    releases.commit_all(project, "after the update")
     assert carry_over_moved_file(OLD, NEW, template, "v1", project) is Outcome.ALREADY_MOVED
     assert (project / NEW).read_text(encoding="utf-8") == merged
 
@@ -427,7 +351,7 @@ def test_migration_leaves_copier_style_conflict_when_both_changed_the_same_line(
     template, project = moved_guide
     git(project, "checkout", "--quiet", "HEAD", "--", OLD)
     (project / OLD).write_text(BASE.replace("fifth", "fifth, edited by the project"), encoding="utf-8")
-    commit_all(project, "edit the last line too")
+    releases.commit_all(project, "edit the last line too")
     (project / OLD).unlink()
 
     assert carry_over_moved_file(OLD, NEW, template, "v1", project) is Outcome.CONFLICTED
@@ -445,7 +369,7 @@ def test_migration_does_not_recreate_a_file_the_project_deleted(
     template, project = moved_guide
     rendered = (project / NEW).read_text(encoding="utf-8")
     (project / NEW).unlink()
-    commit_all(project, "we do not want the guide")  # before the update: HEAD has neither path
+    releases.commit_all(project, "we do not want the guide")  # before the update: HEAD has neither path
     (project / NEW).write_text(rendered, encoding="utf-8")  # what copier renders for the new release
     assert carry_over_moved_file(OLD, NEW, template, "v1", project) is Outcome.REMOVED_BY_PROJECT
     assert not (project / NEW).exists()
@@ -453,8 +377,8 @@ def test_migration_does_not_recreate_a_file_the_project_deleted(
 
 def test_migration_scripts_move_files_that_are_copied_verbatim() -> None:
     """The merge base is read from git, so a moved file must have no .jinja suffix in either release."""
-    for version in releases():
-        for old, new in migration_moves(version).items():
+    for version in releases.releases():
+        for old, new in releases.migration_moves(version).items():
             assert (TEMPLATE_ROOT / "template" / new).is_file(), (
                 f"{version} moves {old} to {new}, which is missing"
             )

@@ -1,10 +1,10 @@
-"""The generated GitHub workflows and actions: linted, schema-checked, hardened and consistent with the Makefile.
+"""The generated GitHub workflows and actions: linted, schema-checked, hardened, consistent with the Makefile.
 
-Every allowed answer combination is rendered (the renders are shared with the other test modules) and checked with
-the same tools the generated project runs in CI: actionlint (with shellcheck), zizmor, the vendored JSON schemas of
-check-jsonschema and checkov's GitHub Actions policies. The remaining tests read the YAML itself: every action pinned
-to a commit, least-privilege permissions, a timeout on every job, and every `make X` a workflow runs defined in the
-rendered Makefile.
+Every allowed answer combination is rendered (renders are shared with the other test modules) and checked with
+the tools the generated project runs in CI: actionlint (with shellcheck), zizmor, the vendored JSON schemas of
+check-jsonschema and checkov's GitHub Actions policies. The other tests read the YAML itself: every action
+pinned to a commit, least-privilege permissions, a timeout on every job, and every `make X` a workflow runs
+defined in the rendered Makefile.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id, run, tool
 
 # Every allowed cloud x serving x tracking combination, plus the defaults without monitoring (no drift.yml).
@@ -37,11 +36,16 @@ CLOUD_LOGIN = "./.github/actions/cloud-login"
 def github_files(project: Path) -> list[Path]:
     """Workflows, composite actions and dependabot.yml of a render."""
     github = project / ".github"
-    return sorted([*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml"), github / "dependabot.yml"])
+    return sorted(
+        [*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml"), github / "dependabot.yml"]
+    )
 
 
 def workflows(project: Path) -> dict[str, dict]:
-    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(project.glob(".github/workflows/*.yml"))}
+    return {
+        path.name: yaml.safe_load(path.read_text())
+        for path in sorted(project.glob(".github/workflows/*.yml"))
+    }
 
 
 def composite_actions(project: Path) -> dict[str, dict]:
@@ -79,7 +83,7 @@ def make_targets_called(project: Path) -> set[str]:
 
 
 def makefile_targets(project: Path) -> set[str]:
-    """Targets defined in the rendered Makefile, read from make's own database (so the Makefile must parse)."""
+    """Targets of the rendered Makefile, read from make's own database (so the Makefile must parse)."""
     result = subprocess.run(
         ["make", "--print-data-base", "--question", "--no-builtin-rules", "--no-builtin-variables"],
         cwd=project,
@@ -151,8 +155,8 @@ def test_files_match_their_schemas(project: Path) -> None:
 def test_checkov_github_actions_policies_pass(render) -> None:
     """checkov's GitHub Actions policies on the workflows of every cloud x serving render, in one run.
 
-    Workflows do not depend on experiment tracking, and checkov's start-up dominates its run time, so one process
-    scans the 14 renders together.
+    Workflows do not depend on experiment tracking, and checkov's start-up dominates its run time, so one
+    process scans the 14 renders together.
     """
     checkov = str(Path.home() / ".local/bin/checkov")
     if not Path(checkov).exists():
@@ -160,8 +164,17 @@ def test_checkov_github_actions_policies_pass(render) -> None:
     projects = [render(**answers) for answers in CLOUD_SERVING_COMBOS]
     directories = [arg for project in projects for arg in ("--directory", str(project / ".github"))]
     result = run(
-        [checkov, "--framework", "github_actions", "--skip-download", "--quiet", "--compact", "--output", "json",
-         *directories],
+        [
+            checkov,
+            "--framework",
+            "github_actions",
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--output",
+            "json",
+            *directories,
+        ],
         cwd=projects[0],
         env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
     )
@@ -184,7 +197,7 @@ def test_every_make_target_a_workflow_runs_exists(project: Path) -> None:
 
 
 def test_third_party_actions_are_pinned_to_one_commit_each(render) -> None:
-    """Every `uses:` outside this repository names a full commit SHA with its version, the same one everywhere."""
+    """Every `uses:` outside this repository names a commit SHA with its version, the same one everywhere."""
     pins: dict[str, set[str]] = defaultdict(set)
     for answers in CLOUD_SERVING_COMBOS:
         project = render(**answers)
@@ -202,8 +215,12 @@ def test_third_party_actions_are_pinned_to_one_commit_each(render) -> None:
 
 def test_workflows_are_least_privilege(project: Path) -> None:
     for name, workflow in workflows(project).items():
-        assert "pull_request_target" not in triggers(workflow), f"{name}: pull_request_target runs untrusted code"
-        assert "workflow_run" not in triggers(workflow), f"{name}: workflow_run runs with the base repository's token"
+        assert "pull_request_target" not in triggers(workflow), (
+            f"{name}: pull_request_target runs untrusted code"
+        )
+        assert "workflow_run" not in triggers(workflow), (
+            f"{name}: workflow_run runs with the base repository's token"
+        )
         assert workflow.get("permissions") == {}, f"{name}: the workflow default must be `permissions: {{}}`"
         assert "concurrency" in workflow, f"{name}: no concurrency group"
         for job_id, job in workflow["jobs"].items():
@@ -215,9 +232,13 @@ def test_workflows_are_least_privilege(project: Path) -> None:
             writes = {scope for scope, access in job["permissions"].items() if access == "write"}
             uses = [step.get("uses", "") for step in job.get("steps", [])]
             logs_in = CLOUD_LOGIN in uses
-            assert ("id-token" in writes) == logs_in, f"{where}: id-token: write exactly when it logs in to a cloud"
+            assert ("id-token" in writes) == logs_in, (
+                f"{where}: id-token: write exactly when it logs in to a cloud"
+            )
             uploads_sarif = any("codeql-action/upload-sarif" in ref for ref in uses)
-            assert ("security-events" in writes) == uploads_sarif, f"{where}: security-events: write only for SARIF"
+            assert ("security-events" in writes) == uploads_sarif, (
+                f"{where}: security-events: write only for SARIF"
+            )
 
 
 def test_checkouts_do_not_keep_the_token(project: Path) -> None:
@@ -235,7 +256,7 @@ def test_no_expression_is_expanded_inside_a_script(project: Path) -> None:
 
 
 def test_deployment_workflows_follow_the_answers(render) -> None:
-    """cd.yml exists only with a cloud and a serving mode, infra.yml only with a cloud; both log in with OIDC."""
+    """cd.yml exists only with a cloud and a serving mode, infra.yml only with a cloud; both use OIDC."""
     for answers in CLOUD_SERVING_COMBOS:
         project = render(**answers)
         names = set(workflows(project))
@@ -251,7 +272,11 @@ def test_deployment_workflows_follow_the_answers(render) -> None:
             assert cd["jobs"]["production"]["needs"] == "staging"
         if cloud != "none":
             login = (project / ".github/actions/cloud-login/action.yml").read_text()
-            expected = {"aws": "role-to-assume:", "gcp": "workload_identity_provider:", "azure": "client-id:"}[cloud]
+            expected = {
+                "aws": "role-to-assume:",
+                "gcp": "workload_identity_provider:",
+                "azure": "client-id:",
+            }[cloud]
             assert expected in login, answers
             assert "secrets." not in login and "access-key" not in login, "no long-lived cloud keys"
         dependabot = yaml.safe_load((project / ".github/dependabot.yml").read_text())
@@ -261,17 +286,3 @@ def test_deployment_workflows_follow_the_answers(render) -> None:
             expected_ecosystems["terraform"] = f"/infra/terraform/{cloud}"
             assert (project / expected_ecosystems["terraform"].lstrip("/")).is_dir()
         assert ecosystems == expected_ecosystems, answers
-
-
-@pytest.mark.slow
-def test_pre_commit_passes_on_a_fresh_render(render, tmp_path: Path) -> None:
-    """`pre-commit run --all-files` on the default render, as the first commit of a new project would run it."""
-    project = render()
-    repo = tmp_path / "project"
-    result = run(["cp", "-a", str(project), str(repo)], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    for command in (["git", "init", "--quiet"], ["git", "add", "--all"]):
-        assert run(command, cwd=repo).returncode == 0
-    env = {**os.environ, "PRE_COMMIT_HOME": str(Path.home() / ".cache/pre-commit"), "SKIP": ""}
-    result = run([tool("pre-commit"), "run", "--all-files", "--show-diff-on-failure"], cwd=repo, timeout=1800, env=env)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -10,13 +10,15 @@
 #            environment: build and push the image, DVC push/pull, drift checks. Only in the stack that owns the image
 #            repository and the DVC remote (staging).
 # - ci-plan  (output ci_plan_role_arn; repository variable AWS_CI_PLAN_ROLE_ARN) - `terraform plan` in pull
-#            requests: read-only, denied the objects of the data and model buckets, may hold the state lock.
+#            requests: read-only, denied the objects of the data and model buckets, may hold the state locks of
+#            the environments in this account.
 
 locals {
   github_oidc_host         = "token.actions.githubusercontent.com"
   github_oidc_provider_arn = var.create_github_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : data.aws_iam_openid_connect_provider.github[0].arn
   github_subject_prefix    = "repo:${var.github_repository}"
   state_bucket_arn         = "arn:${local.partition}:s3:::${var.state_bucket}"
+  state_buckets_arn        = "arn:${local.partition}:s3:::${var.project}-tfstate-*"
   bucket_arns              = [for bucket in aws_s3_bucket.project : bucket.arn]
   bucket_object_arns       = [for bucket in aws_s3_bucket.project : "${bucket.arn}/*"]
 }
@@ -252,23 +254,27 @@ resource "aws_iam_role_policy" "ci_plan" {
   policy = data.aws_iam_policy_document.ci_plan.json
 }
 
+# A pull request plans every environment: with both in one account, this role reads both states.
 data "aws_iam_policy_document" "ci_plan" {
   statement {
-    sid       = "ReadState"
+    sid       = "ReadStates"
     actions   = ["s3:ListBucket", "s3:GetObject"]
-    resources = [local.state_bucket_arn, "${local.state_bucket_arn}/*"]
+    resources = [local.state_buckets_arn, "${local.state_buckets_arn}/*"]
   }
 
   statement {
-    sid       = "HoldStateLock"
+    sid       = "HoldStateLocks"
     actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["${local.state_bucket_arn}/*.tflock"]
+    resources = ["${local.state_buckets_arn}/*.tflock"]
   }
 
   statement {
-    sid       = "NoDataOrModelObjects"
-    effect    = "Deny"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = local.bucket_object_arns
+    sid     = "NoDataOrModelObjects"
+    effect  = "Deny"
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.project}-data-*/*",
+      "arn:${local.partition}:s3:::${var.project}-models-*/*",
+    ]
   }
 }
