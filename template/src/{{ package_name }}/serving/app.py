@@ -7,6 +7,7 @@ request gets a 4xx with the reason; only a fault of the service itself can produ
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -81,6 +82,11 @@ class ServiceState:
             self.settings.inference_log_dir, self.settings.inference_log_sample_rate, metadata.model_version
         )
         self.scorer = CoalescingScorer(self.predictor, self.inference_log)
+        # Everything loaded so far (libraries, the model) lives as long as the process: move it out of the
+        # garbage collector's reach. Otherwise every full collection walks those ~10^5 objects, a 100+ ms
+        # pause that shows up as the p99 latency of whatever requests are in flight.
+        gc.collect()
+        gc.freeze()
 
     def close(self) -> None:
         if self.inference_log is not None:
