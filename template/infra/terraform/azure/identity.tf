@@ -1,7 +1,8 @@
 # Two identities per environment, both without secrets:
 # - ci: GitHub Actions signs in as it through OIDC federation, only from this repository's jobs that run in this
-#   environment (`environment: <env>` in the workflow). It pushes images and DVC data and applies Terraform for
-#   serving changes. It cannot grant access to anything (no role-assignment rights).
+#   environment (`environment: <env>` in the workflow) and, in staging (trust_main_branch), jobs on main without an
+#   environment (image push, DVC, retraining, drift). Never from pull requests. It pushes images and DVC data and
+#   applies Terraform for serving changes. It cannot grant access to anything (no role-assignment rights).
 # - runtime: what serving replicas and batch jobs run as. It pulls images and reads models, nothing else (the batch
 #   job also writes its output, see serving_batch.tf).
 # Every role assignment is created by the first (human) apply, so CI never needs rights to create them.
@@ -19,6 +20,17 @@ resource "azurerm_federated_identity_credential" "github_environment" {
   parent_id           = azurerm_user_assigned_identity.ci.id
   issuer              = "https://token.actions.githubusercontent.com"
   subject             = "repo:${var.github_repository}:environment:${var.environment}"
+  audience            = ["api://AzureADTokenExchange"]
+}
+
+resource "azurerm_federated_identity_credential" "github_main_branch" {
+  count = var.trust_main_branch ? 1 : 0
+
+  name                = "github-main"
+  resource_group_name = azurerm_resource_group.main.name
+  parent_id           = azurerm_user_assigned_identity.ci.id
+  issuer              = "https://token.actions.githubusercontent.com"
+  subject             = "repo:${var.github_repository}:ref:refs/heads/main"
   audience            = ["api://AzureADTokenExchange"]
 }
 

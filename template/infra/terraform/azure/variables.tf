@@ -60,6 +60,12 @@ variable "github_repository" {
   }
 }
 
+variable "trust_main_branch" {
+  description = "Also let jobs on the main branch without a GitHub environment (image push, DVC, retraining, drift) sign in as this environment's CI identity. Only the environment that holds the repository variables (staging)."
+  type        = bool
+  default     = false
+}
+
 # Deployment
 
 variable "image_tag" {

@@ -59,6 +59,8 @@ FAST_PATH_TOLERANCE = 1e-9
 
 
 class Predictor:
+    """The loaded model: validated model inputs in, positive-class scores and thresholded classes out."""
+
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
         self.metadata = ModelMetadata.from_json(artifact.metadata)

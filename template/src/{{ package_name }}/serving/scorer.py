@@ -32,6 +32,8 @@ class _Pending:
 
 
 class CoalescingScorer:
+    """Scores the records of all requests that arrive in one event-loop iteration with one model call."""
+
     def __init__(self, predictor: Predictor, inference_log: InferenceLog | None) -> None:
         self.predictor = predictor
         self.inference_log = inference_log
@@ -57,13 +59,16 @@ class CoalescingScorer:
                 if not item.future.done():
                     item.future.set_exception(error)
             return
-        metrics.observe_predictions(result.scores, result.classes)
-        metrics.observe_out_of_range(columns, self.predictor.metadata.training_ranges)
-        if self.inference_log is not None:
-            self.inference_log.record(records, result.scores, result.classes)
         start = 0
         for item in pending:
             end = start + len(item.records)
             if not item.future.done():  # done: the client went away and the request was cancelled
                 item.future.set_result(Scores(result.scores[start:end], result.classes[start:end]))
             start = end
+        try:  # bookkeeping after the answers: a failure here must not leave a request waiting
+            metrics.observe_predictions(result.scores, result.classes)
+            metrics.observe_out_of_range(columns, self.predictor.metadata.training_ranges)
+            if self.inference_log is not None:
+                self.inference_log.record(records, result.scores, result.classes)
+        except Exception:
+            logger.exception("recording the predictions failed; the responses are not affected")
