@@ -148,8 +148,9 @@ def test_final_stage_follows_the_serving_contract(project: Path) -> None:
     assert f"{PACKAGE}.serving.client" in healthcheck  # python + urllib: slim images have no curl
     assert only(final, "ENTRYPOINT").arguments == f'["python", "-m", "{PACKAGE}.serving"]'
     copies = [i.arguments for i in final if i.keyword == "COPY"]
-    assert "models/champion /app/model" in copies
-    assert all(c.startswith("--from=builder") or c == "models/champion /app/model" for c in copies), copies
+    model_copy = "models/champion/model.onnx models/champion/metadata.json /app/model/"
+    assert model_copy in copies, "the image serves the ONNX model; model.joblib (scikit-learn) stays out"
+    assert all(c.startswith("--from=builder") or c == model_copy for c in copies), copies
     env = env_vars(final)
     assert env["MODEL_DIR"] == "/app/model"
     assert env["PORT"] == "8000"
@@ -179,7 +180,7 @@ def copied_from_context(project: Path) -> set[str]:
 
 def test_build_context_sources_exist_or_come_from_setup_and_pipeline(project: Path) -> None:
     """What the image copies is in the render, except uv.lock (make setup) and the model (make pipeline)."""
-    produced = {"uv.lock", "models/champion"}
+    produced = {"uv.lock", "models/champion/model.onnx", "models/champion/metadata.json"}
     sources = copied_from_context(project)
 
     assert produced < sources, "the lock file and the champion model go into the image"

@@ -190,11 +190,19 @@ def test_key_vault_protects_the_storage_key(module: Module) -> None:
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_ci_federation_trusts_only_this_repository_and_environment(default_module: Module, environment: str):
-    (credential,) = default_module.of_type("azurerm_federated_identity_credential").values()
-    assert credential["issuer"] == "https://token.actions.githubusercontent.com"
-    assert credential["audience"] == ["api://AzureADTokenExchange"]
-    subject = default_module.resolve(credential["subject"], environment)
+    credentials = default_module.of_type("azurerm_federated_identity_credential")
+    assert set(credentials) == {"github_environment", "github_main_branch"}
+    for credential in credentials.values():
+        assert credential["issuer"] == "https://token.actions.githubusercontent.com"
+        assert credential["audience"] == ["api://AzureADTokenExchange"]
+    subject = default_module.resolve(credentials["github_environment"]["subject"], environment)
     assert subject == f"repo:my-org/customer-churn:environment:{environment}"
+    main_branch = credentials["github_main_branch"]
+    assert default_module.resolve(main_branch["subject"], environment) == "repo:my-org/customer-churn:ref:refs/heads/main"
+    # Main-branch jobs without an environment sign in to staging only; no credential ever trusts pull requests.
+    assert main_branch["count"] == "${var.trust_main_branch ? 1 : 0}"
+    trusts_main = load(default_module.root / "envs" / f"{environment}.tfvars").get("trust_main_branch", False)
+    assert trusts_main is (environment == "staging")
 
 
 def test_no_identity_can_grant_access(module: Module) -> None:

@@ -302,6 +302,18 @@ def test_cloud_run_is_not_public_by_default(container: Module) -> None:
     assert "var.allow_unauthenticated ?" in invokers["for_each"]
 
 
+def test_ci_may_invoke_the_service_it_smoke_tests(container: Module) -> None:
+    """`make smoke` calls the private service with the CI identity's token: invoker on this service only."""
+    binding = container.resource("google_cloud_run_v2_service_iam_member", "ci_invokes")
+    assert binding["role"] == "roles/run.invoker"
+    assert binding["member"] == "${google_service_account.ci.member}"
+    assert binding["name"] == "${google_cloud_run_v2_service.api[0].name}"
+    project_roles = {body["role"] for _, _, body in container.resources("google_project_iam_member")}
+    assert "roles/run.invoker" not in project_roles, "invoker must be scoped to the service, not the project"
+    makefile = (container.directory.parents[2] / "Makefile").read_text()
+    assert "gcloud auth print-identity-token" in makefile and "SMOKE_TOKEN" in makefile
+
+
 def test_environments_differ_where_they_should(module: Module) -> None:
     staging = module.tfvars("envs/staging.tfvars")
     production = module.tfvars("envs/production.tfvars")

@@ -1,23 +1,30 @@
-"""The model artifact: a fitted scikit-learn estimator plus its metadata, saved side by side in one directory.
+"""The model directory: the fitted scikit-learn estimator, the same model as ONNX, and their metadata.
 
-Used by training, the gate, batch scoring, explanations and the online service (runtime dependencies only).
+    model.joblib   the estimator: the pipeline stages (evaluate, gate, explain) load it with `load_model`
+    model.onnx     the estimator exported for onnxruntime: the service and batch jobs load it (onnx_model.py),
+                   so the serving image needs neither scikit-learn, scipy nor joblib
+    metadata.json  version, metrics, feature names, threshold, training ranges
+
+This module imports no training dependency at the top: the service uses its metadata checks and error type.
 """
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from .features import FEATURE_NAMES, build_matrix
 
 MODEL_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
+MODEL_FILES = (MODEL_FILE, ONNX_FILE, METADATA_FILE)
 
 
 class ModelArtifactError(RuntimeError):
@@ -25,8 +32,9 @@ class ModelArtifactError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ModelArtifact:
-    estimator: Any
+class ScoringModel(ABC):
+    """What every consumer of a model uses: metadata, scores of raw model inputs, thresholded classes."""
+
     metadata: dict[str, Any]
 
     @property
@@ -41,33 +49,57 @@ class ModelArtifact:
         """Churn probability of each row of raw model inputs."""
         return self.score_matrix(build_matrix(columns))
 
+    @abstractmethod
     def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
+        """Churn probability of each row of a model matrix (features.build_matrix)."""
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
         return (scores >= self.threshold).astype(np.int64)
 
 
-def save_model(directory: Path, estimator: Any, metadata: Mapping[str, Any]) -> None:
+@dataclass(frozen=True)
+class ModelArtifact(ScoringModel):
+    """The fitted scikit-learn estimator (training side)."""
+
+    estimator: Any
+
+    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+
+def save_model(directory: Path, estimator: Any, metadata: Mapping[str, Any], parity_matrix: np.ndarray) -> None:
+    """Write the estimator, its ONNX export (checked against it on `parity_matrix`) and the metadata."""
+    import joblib  # training-side dependency (the `train` group)
+
+    from .onnx_export import export_onnx
+
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, directory / MODEL_FILE)
+    export_onnx(estimator, directory / ONNX_FILE, parity_matrix)
     write_json(directory / METADATA_FILE, metadata)
 
 
-def load_model(directory: Path) -> ModelArtifact:
-    """Load a model directory; refuse one whose features differ from this code's FEATURE_NAMES."""
-    model_path, metadata_path = directory / MODEL_FILE, directory / METADATA_FILE
-    for path in (model_path, metadata_path):
+def read_metadata(directory: Path, model_file: str) -> dict[str, Any]:
+    """metadata.json of a model directory holding `model_file`; refuses features other than FEATURE_NAMES."""
+    for path in (directory / model_file, directory / METADATA_FILE):
         if not path.is_file():
             raise ModelArtifactError(
                 f"{path} does not exist: train and promote a model first (make pipeline)"
             )
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
     if list(metadata.get("feature_names", [])) != list(FEATURE_NAMES):
         raise ModelArtifactError(
             f"{directory} was trained on other features than this code builds: retrain it (make pipeline)"
         )
-    return ModelArtifact(estimator=joblib.load(model_path), metadata=metadata)
+    return dict(metadata)
+
+
+def load_model(directory: Path) -> ModelArtifact:
+    """The scikit-learn estimator of a model directory (joblib unpickles: load only models you produced)."""
+    import joblib  # training-side dependency (the `train` group)
+
+    metadata = read_metadata(directory, MODEL_FILE)
+    return ModelArtifact(metadata=metadata, estimator=joblib.load(directory / MODEL_FILE))
 
 
 def write_json(path: Path, payload: Any) -> None:

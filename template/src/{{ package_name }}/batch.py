@@ -19,9 +19,10 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 
-from .artifacts import ModelArtifactError, load_model
+from .artifacts import ModelArtifactError
 from .contract import FEATURE_COLUMNS, ID_COLUMN, TIMESTAMP_COLUMN
 from .input_checks import check_inputs
+from .onnx_model import load_onnx_model
 from .tables import read_table, write_table
 
 DEFAULT_MODEL_DIR = "models/champion"
@@ -29,7 +30,7 @@ DEFAULT_MODEL_DIR = "models/champion"
 
 def score_frame(frame: pd.DataFrame, model_dir: Path) -> pd.DataFrame:
     """Predictions for contract-valid rows: ids and timestamps (when present), score, class, model version."""
-    model = load_model(model_dir)
+    model = load_onnx_model(model_dir)  # the model the service runs, without training dependencies
     scores = model.score({name: frame[name].to_numpy() for name in FEATURE_COLUMNS})
     predictions = frame.loc[:, [c for c in (ID_COLUMN, TIMESTAMP_COLUMN) if c in frame.columns]].copy()
     predictions["churn_probability"] = scores

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import ModelArtifact, ModelArtifactError, load_model
+from .artifacts import ModelArtifactError, ScoringModel, load_model
 from .contract import FEATURE_COLUMNS
 from .features import records_to_columns
 
 
-def explain(model: ModelArtifact, record: dict[str, Any]) -> dict[str, Any]:
+def explain(model: ScoringModel, record: dict[str, Any]) -> dict[str, Any]:
     """Score, reference score and per-input contributions (largest effect first)."""
     reference = model.metadata["reference_record"]
     variants = [record] + [{**record, name: reference[name]} for name in FEATURE_COLUMNS]

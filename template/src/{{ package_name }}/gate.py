@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .artifacts import METADATA_FILE, MODEL_FILE, ModelArtifact, ModelArtifactError, load_model, write_json
+from .artifacts import MODEL_FILE, MODEL_FILES, ModelArtifact, ModelArtifactError, load_model, write_json
 from .contract import TARGET
 from .metrics import classification_metrics
 from .params import GateParams, load_params
@@ -80,7 +80,7 @@ def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: 
     champion_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".champion-", dir=champion_dir.parent))
     staging.chmod(0o755)  # mkdtemp creates 0700; the serving image and other users must read the champion
-    for name in (MODEL_FILE, METADATA_FILE):
+    for name in MODEL_FILES:
         shutil.copy2(model_dir / name, staging / name)
     if champion_dir.exists():
         shutil.rmtree(champion_dir)

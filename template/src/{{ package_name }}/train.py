@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     test_frame = pd.read_parquet(args.data_dir / "test.parquet")
     estimator, metadata = train(train_frame, test_frame, params)
     metadata["tracking"] = get_tracker(params.tracking).log_training(params.raw, metadata, estimator)
-    save_model(args.model_dir, estimator, metadata)
+    save_model(args.model_dir, estimator, metadata, parity_matrix=matrix_of(test_frame))
     metrics = metadata["metrics"]
     print(
         f"{params.model.type} {metadata['model_version']}: "

@@ -20,7 +20,7 @@ resource "azurerm_key_vault" "main" {
   network_acls {
     default_action             = "Deny"
     bypass                     = "AzureServices"
-    ip_rules                   = var.allowed_ip_ranges
+    ip_rules                   = local.firewall_ip_rules
     virtual_network_subnet_ids = local.trusted_subnet_ids
   }
 }

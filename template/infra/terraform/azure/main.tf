@@ -12,6 +12,9 @@ locals {
 
   is_production = var.environment == "production"
 
+  # Who may reach the storage and key vault data planes from outside Azure (README.md, "Network access").
+  firewall_ip_rules = distinct(compact(concat(var.allowed_ip_ranges, [var.runner_ip])))
+
   # Serving resources exist only once CD has pushed an image: the first apply creates storage, registry and
   # identities, CD pushes the image, then `make deploy ENV=<env> IMAGE_TAG=<sha>` creates or updates serving.
   serving_enabled = var.image_tag != ""

@@ -75,7 +75,7 @@ resource "azurerm_storage_account" "main" {
   network_rules {
     default_action             = "Deny"
     bypass                     = ["AzureServices", "Logging", "Metrics"]
-    ip_rules                   = var.allowed_ip_ranges
+    ip_rules                   = local.firewall_ip_rules
     virtual_network_subnet_ids = local.trusted_subnet_ids
   }
 

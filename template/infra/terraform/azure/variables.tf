@@ -91,6 +91,17 @@ variable "allowed_ip_ranges" {
   default     = []
 }
 
+variable "runner_ip" {
+  description = "Public IP of the GitHub-hosted runner running this Terraform (TF_VAR_runner_ip, set by `make firewall-admit` in CI, which admits it before Terraform starts): kept in the firewalls for the run so the apply does not remove the rule the job depends on. Empty outside CI."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.runner_ip == "" || can(regex("^[0-9]{1,3}(\\.[0-9]{1,3}){3}$", var.runner_ip))
+    error_message = "runner_ip must be empty or one IPv4 address."
+  }
+}
+
 # Storage, registry and logs (defaults are the production posture; envs/staging.tfvars lowers cost)
 
 variable "storage_replication" {

@@ -159,6 +159,16 @@ resource "google_cloud_run_v2_service_iam_member" "invokers" {
   member   = each.value
 }
 
+# The CD smoke test (`make smoke`) calls the private service as the CI identity, with an identity token for its URL.
+resource "google_cloud_run_v2_service_iam_member" "ci_invokes" {
+  count = local.serving_enabled ? 1 : 0
+
+  name     = google_cloud_run_v2_service.api[0].name
+  location = google_cloud_run_v2_service.api[0].location
+  role     = "roles/run.invoker"
+  member   = google_service_account.ci.member
+}
+
 output "service_url" {
   description = "HTTPS URL of the Cloud Run service (empty until an image_tag is deployed)."
   value       = local.serving_enabled ? google_cloud_run_v2_service.api[0].uri : ""

@@ -1,8 +1,8 @@
 # Serving mode `managed`: a Vertex AI online endpoint (created once image_tag is set), encrypted with the project key.
 #
 # Terraform owns the endpoint only. Uploading a model version (the serving image as a custom container) and
-# deploying it to the endpoint with a traffic split is done by the CD workflow with `gcloud ai models upload` and
-# `gcloud ai endpoints deploy-model` (see README.md): the Google provider has no resource that deploys a model to an
+# deploying it to the endpoint with a traffic split is done by `make deploy` (target vertex-deploy, after this apply)
+# with `gcloud ai models upload` and `gcloud ai endpoints deploy-model` (see README.md): the Google provider has no resource that deploys a model to an
 # endpoint and shifts traffic between versions, so doing it in Terraform would replace the endpoint on every deploy.
 
 resource "google_project_service" "aiplatform" {
@@ -45,4 +45,9 @@ resource "google_vertex_ai_endpoint" "model" {
 output "service_url" {
   description = "Resource name of the Vertex AI endpoint (empty until an image_tag is deployed)."
   value       = local.serving_enabled ? google_vertex_ai_endpoint.model[0].id : ""
+}
+
+output "image" {
+  description = "Image of image_tag that `make vertex-deploy` uploads as the endpoint's model (empty until an image_tag is deployed)."
+  value       = local.serving_enabled ? local.image : ""
 }

@@ -22,7 +22,7 @@ from .logging_config import REQUEST_ID
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log lines or bloat them.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-SLOW_REQUEST_SECONDS = 0.5  # the latency objective of the SLO rules (monitoring/slo.yaml)
+SLOW_REQUEST_SECONDS = 0.5  # the latency objective of the service SLO (99% of requests under 0.5 s)
 UNMATCHED_ROUTE = "unmatched"
 
 INTERNAL_ERROR_BODY = json.dumps({"detail": "internal server error"}).encode()
