@@ -10,7 +10,12 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,6 +135,80 @@ def test_default_project_installs_lints_tests_and_runs_its_pipeline(
     step(project, "make", "batch-score", "BATCH_OUTPUT_URI=data/predictions/sample.parquet")
     assert (project / "data" / "predictions" / "sample.parquet").stat().st_size > 0
     step(project, "uv", "run", "--no-sync", "pre-commit", "run", "--all-files")
+    serve_and_predict(project)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def post_json(url: str, payload: object) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def serve_and_predict(project: Path) -> None:
+    """`make serve` on 127.0.0.1, then `make predict` and a direct POST: 200 with a prediction; bad input 422."""
+    port = str(free_port())
+    env = {**project_env(), "PORT": port, "HOST": "127.0.0.1"}
+    server = subprocess.Popen(
+        ["make", "serve"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert server.poll() is None, (
+                f"the server exited:\n{server.stdout.read().decode() if server.stdout else ''}"
+            )
+            assert time.monotonic() < deadline, "the server was not ready within 60 s"
+            time.sleep(0.2)
+
+        record = {
+            "tenure_months": 14,
+            "monthly_charges": 79.5,
+            "total_charges": 1100.0,
+            "support_tickets": 3,
+            "contract_type": "month_to_month",
+            "payment_method": "card",
+            "plan": "standard",
+        }
+        status, body = post_json(f"http://127.0.0.1:{port}/predict", record)
+        print(f"  /predict -> {status} {body}")
+        assert status == 200
+        assert 0.0 <= body["score"] <= 1.0
+        assert body["predicted_class"] in (0, 1)
+        assert (
+            body["model_version"]
+            == json.loads((project / "models/champion/metadata.json").read_text())["model_version"]
+        )
+
+        status, body = post_json(f"http://127.0.0.1:{port}/predict", {**record, "plan": "platinum"})
+        assert status == 422, body
+        assert "plan" in json.dumps(body)
+
+        step(project, "make", "predict", f"PORT={port}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 @pytest.mark.slow
