@@ -21,7 +21,7 @@ demo: bootstrap ## Render a project with the defaults into build/demo and run it
 		&& $(MAKE) setup pipeline test
 
 test: bootstrap ## Run the whole test suite (render matrix, checkers, end-to-end, update round-trip)
-	uv run pytest
+	uv run pytest -n 2
 
 test-fast: ## Run the tests without the slow end-to-end ones
 	uv run pytest -m "not slow"
@@ -29,9 +29,13 @@ test-fast: ## Run the tests without the slow end-to-end ones
 bench: bootstrap ## Benchmark the golden path and the generated service (writes benchmarks/results, SUMMARY.md)
 	uv run python benchmarks/bench.py
 
+docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)
+	uv run python hooks/options_reference.py
+	uv run mkdocs build --strict --site-dir build/site
+
 lint: ## Lint the template's own Python (hooks/, tests/)
-	uv run ruff check hooks tests
-	uv run ruff format --check hooks tests
+	uv run ruff check hooks tests benchmarks
+	uv run ruff format --check hooks tests benchmarks
 
 clean: ## Remove build output
 	rm -rf build .pytest_cache

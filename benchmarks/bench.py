@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 PACKAGE = "customer_churn"
 WORKERS = 2
 CONNECTIONS = 16
@@ -102,7 +101,8 @@ def bench_render_and_update(work: Path, runs: int) -> dict[str, Any]:
 
 def release_pair(dst: Path) -> tuple[str, str]:
     """A repository of the template with its previous and newest releases tagged (the one tests/test_update.py uses)."""
-    sys.path.insert(0, str(ROOT / "hooks"))
+    # the migration scripts releases.py reads import their helper (hooks/migrations/moved_files.py) by name
+    sys.path[:0] = [str(ROOT / "hooks"), str(ROOT / "hooks" / "migrations")]
     from releases import build_release_repo
 
     for role in ("AUTHOR", "COMMITTER"):
@@ -436,6 +436,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="repetitions for medians")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks", help="where results/*.json and SUMMARY.md go"
+    )
     args = parser.parse_args()
     for needed in ("wrk", "uv", "git", "make"):
         if shutil.which(needed) is None:
@@ -454,10 +457,11 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = args.out / "results"
+    results.mkdir(parents=True, exist_ok=True)
     for section, data in report.items():
-        (RESULTS / f"{section}.json").write_text(json.dumps(data, indent=2) + "\n")
-    (ROOT / "benchmarks" / "SUMMARY.md").write_text(summary(report))
+        (results / f"{section}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (args.out / "SUMMARY.md").write_text(summary(report))
     print(summary(report))
     return 0
 

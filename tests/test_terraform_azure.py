@@ -198,7 +198,8 @@ def test_ci_federation_trusts_only_this_repository_and_environment(default_modul
     subject = default_module.resolve(credentials["github_environment"]["subject"], environment)
     assert subject == f"repo:my-org/customer-churn:environment:{environment}"
     main_branch = credentials["github_main_branch"]
-    assert default_module.resolve(main_branch["subject"], environment) == "repo:my-org/customer-churn:ref:refs/heads/main"
+    main_subject = default_module.resolve(main_branch["subject"], environment)
+    assert main_subject == "repo:my-org/customer-churn:ref:refs/heads/main"
     # Main-branch jobs without an environment sign in to staging only; no credential ever trusts pull requests.
     assert main_branch["count"] == "${var.trust_main_branch ? 1 : 0}"
     trusts_main = load(default_module.root / "envs" / f"{environment}.tfvars").get("trust_main_branch", False)

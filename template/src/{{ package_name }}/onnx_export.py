@@ -9,6 +9,7 @@ the rows it is given and refuses one that differs by more than PARITY_TOLERANCE.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,15 @@ def _is_linear(estimator: Any) -> bool:
 def export_onnx(estimator: Any, path: Path, parity_matrix: np.ndarray) -> float:
     """Write `estimator` as ONNX to `path`; return the largest probability difference on `parity_matrix`."""
     tensor_type = DoubleTensorType if _is_linear(estimator) else FloatTensorType
-    onnx_model = to_onnx(
-        estimator,
-        initial_types=[(INPUT_NAME, tensor_type([None, len(FEATURE_NAMES)]))],
-        options={"zipmap": False},  # probabilities as one tensor, not a list of {class: probability} maps
-        target_opset=TARGET_OPSET,
-    )
+    with warnings.catch_warnings():
+        # skl2onnx's tree converters pass bools as integer attributes; protobuf < 7 converts them (see pyproject)
+        warnings.filterwarnings("ignore", "Field onnx.AttributeProto.ints", DeprecationWarning)
+        onnx_model = to_onnx(
+            estimator,
+            initial_types=[(INPUT_NAME, tensor_type([None, len(FEATURE_NAMES)]))],
+            options={"zipmap": False},  # probabilities as one tensor, not a list of {class: probability} maps
+            target_opset=TARGET_OPSET,
+        )
     payload = onnx_model.SerializeToString()
     session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
     dtype = np.float64 if tensor_type is DoubleTensorType else np.float32
