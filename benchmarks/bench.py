@@ -63,9 +63,7 @@ def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None, timeo
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(
-            f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
+        raise RuntimeError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return elapsed
 
 
@@ -219,8 +217,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
         "requests": int(total.group(1)) if total else 0,
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
-        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
-        + (sum(map(int, socket.groups())) if socket else 0),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0),
     }
 
 
@@ -345,11 +342,7 @@ def bench_serving_footprint(project: Path, work: Path) -> dict[str, Any]:
     )
     site = next(venv.glob("lib/python*/site-packages"))
     packages = sorted(
-        (
-            (p.name, directory_mib(p))
-            for p in site.iterdir()
-            if p.is_dir() and not p.name.endswith(".dist-info")
-        ),
+        ((p.name, directory_mib(p)) for p in site.iterdir() if p.is_dir() and not p.name.endswith(".dist-info")),
         key=lambda item: -item[1],
     )
     return {
@@ -373,9 +366,7 @@ def machine() -> dict[str, Any]:
     mem_kib = int(
         next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
     )
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split(
-        "\n"
-    )[0]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -443,9 +434,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="repetitions for medians")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks", help="where results/*.json and SUMMARY.md go"
-    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where results/*.json and SUMMARY.md go")
     args = parser.parse_args()
     for needed in ("wrk", "uv", "git", "make"):
         if shutil.which(needed) is None:

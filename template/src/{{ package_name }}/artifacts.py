@@ -67,7 +67,9 @@ class ModelArtifact(ScoringModel):
         return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
 
 
-def save_model(directory: Path, estimator: Any, metadata: Mapping[str, Any], parity_matrix: np.ndarray) -> None:
+def save_model(
+    directory: Path, estimator: Any, metadata: Mapping[str, Any], parity_matrix: np.ndarray
+) -> None:
     """Write the estimator, its ONNX export (checked against it on `parity_matrix`) and the metadata."""
     import joblib  # training-side dependency (the `train` group)
 

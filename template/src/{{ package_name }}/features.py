@@ -8,10 +8,9 @@ numbers and raises the errors, for larger inputs or anything the row-wise path c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
-import math
 
 import numpy as np
 

@@ -41,7 +41,7 @@ def export_onnx(estimator: Any, path: Path, parity_matrix: np.ndarray) -> float:
     """Write `estimator` as ONNX to `path`; return the largest probability difference on `parity_matrix`."""
     tensor_type = DoubleTensorType if _is_linear(estimator) else FloatTensorType
     with warnings.catch_warnings():
-        # skl2onnx's tree converters pass bools as integer attributes; protobuf < 7 converts them (see pyproject)
+        # skl2onnx's tree converters pass bools as integer attributes; protobuf < 7 converts them
         warnings.filterwarnings("ignore", "Field onnx.AttributeProto.ints", DeprecationWarning)
         onnx_model = to_onnx(
             estimator,

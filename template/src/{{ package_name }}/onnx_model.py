@@ -43,7 +43,9 @@ def load_onnx_model(directory: Path) -> OnnxModel:
             str(directory / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
     except Exception as error:  # onnxruntime raises its own exception types for unreadable models
-        raise ModelArtifactError(f"{directory / ONNX_FILE} is not a model onnxruntime can run: {error}") from error
+        raise ModelArtifactError(
+            f"{directory / ONNX_FILE} is not a model onnxruntime can run: {error}"
+        ) from error
     inputs, outputs = session.get_inputs(), [output.name for output in session.get_outputs()]
     if len(inputs) != 1 or inputs[0].name != INPUT_NAME or PROBABILITIES not in outputs:
         raise ModelArtifactError(

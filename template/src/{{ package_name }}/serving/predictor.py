@@ -64,7 +64,8 @@ class Predictor:
         predictor = cls(load_onnx_model(model_dir))
         predictor.score_columns({name: [value] for name, value in example_record().items()})  # one-off costs
         logger.info(
-            "model loaded", extra={"model_dir": str(model_dir), "model_version": predictor.model.model_version}
+            "model loaded",
+            extra={"model_dir": str(model_dir), "model_version": predictor.model.model_version},
         )
         return predictor
 

@@ -52,7 +52,10 @@ def batch_request_model(max_batch_size: int) -> type[BaseModel]:
 
 
 class RequestParser:
-    """Turn a parsed JSON body into validated records: one record, or a batch when it has a "records" key."""
+    """Turn a parsed JSON body into validated records: one record, or a batch when it has a "records" key.
+
+    Vertex AI's prediction envelope, {"instances": [...], "parameters": {...}}, is read as a batch of its instances.
+    """
 
     def __init__(self, max_batch_size: int) -> None:
         self.max_batch_size = max_batch_size
@@ -60,6 +63,8 @@ class RequestParser:
 
     def records(self, payload: Any) -> tuple[list[dict[str, Any]], bool]:
         """(records, is_batch); raises pydantic.ValidationError naming every broken field."""
+        if isinstance(payload, dict) and "instances" in payload and set(payload) <= {"instances", "parameters"}:
+            payload = {"records": payload["instances"]}
         if isinstance(payload, dict) and "records" in payload:
             return self._batch_model.model_validate(payload).model_dump()["records"], True
         return [PredictionRecord.model_validate(payload).model_dump()], False
