@@ -375,7 +375,13 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "wrk": wrk_version.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_at_start": load_average(),
     }
+
+
+def load_average() -> float:
+    """1-minute load average: above ~0.5 the cores were shared with other work during the measurement."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -392,6 +398,15 @@ def summary(report: dict[str, Any]) -> str:
         "",
         f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
         f"Linux {m['kernel']}, Python {m['python']}, {m['wrk']}. Raw numbers: `benchmarks/results/`.",
+        "",
+        f"Load average (1 min) before the run: {m['load_average_at_start']:.2f} "
+        f"(after it: {m['load_average_at_end']:.2f}, the benchmark's own load included). The {m['cores']} cores "
+        + (
+            "were shared with other work during the run: the figures are noisy; ratios within the run compare best."
+            if m["load_average_at_start"] > 0.5
+            else "were not shared with other work."
+        ),
+        "wrk runs on the same cores as the servers it loads.",
         "",
         "## Golden path (warm package cache)",
         "",
@@ -450,6 +465,7 @@ def main() -> int:
         report["serving"] = bench_serving(project, work, args.seconds)
         report["footprint"] = bench_serving_footprint(project, work)
     finally:
+        report["machine"]["load_average_at_end"] = load_average()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

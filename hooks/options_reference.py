@@ -27,9 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 COPIER_YML = REPO_ROOT / "copier.yml"
 OPTIONS_PAGE = REPO_ROOT / "docs" / "options.md"
 GENERATED_FILES_PAGE = REPO_ROOT / "docs" / "generated-files.md"
-GENERATED_NOTICE = (
-    "<!-- Generated from copier.yml by hooks/options_reference.py: edit copier.yml, then rerun it. -->"
-)
+GENERATED_NOTICE = "<!-- Generated from copier.yml by hooks/options_reference.py: edit copier.yml, then rerun it. -->"
 
 CONDITIONAL_PATH = re.compile(r"^\{%\s*if\s+(?P<condition>.+?)\s*%\}(?P<path>.+?)\{%\s*endif\s*%\}$")
 JINJA_TAG = re.compile(r"\{%.*?%\}", re.DOTALL)
@@ -103,9 +101,7 @@ def default_answers(config: Mapping[str, Any], **overrides: Any) -> dict[str, An
 def excluded_paths(config: Mapping[str, Any], answers: Mapping[str, Any]) -> set[str]:
     """The conditional paths these answers leave out, by their own condition or a parent directory's."""
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    rendered = {
-        environment.from_string(entry.strip()).render(answers).strip() for entry in config["_exclude"]
-    }
+    rendered = {environment.from_string(entry.strip()).render(answers).strip() for entry in config["_exclude"]}
     excluded = {path for path in rendered if path}
     return {
         entry.path
@@ -274,9 +270,7 @@ def pages(config: Mapping[str, Any]) -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--check", action="store_true", help="fail if a page is out of date instead of writing"
-    )
+    parser.add_argument("--check", action="store_true", help="fail if a page is out of date instead of writing")
     args = parser.parse_args(argv)
     stale = []
     for path, text in pages(load_config()).items():

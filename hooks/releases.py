@@ -94,9 +94,7 @@ def release_tags(root: Path = TEMPLATE_ROOT) -> tuple[str, str]:
     return f"v{previous}", f"v{newest}"
 
 
-def build_release_repo(
-    destination: Path, from_ref: str | None = None, root: Path = TEMPLATE_ROOT
-) -> tuple[str, str]:
+def build_release_repo(destination: Path, from_ref: str | None = None, root: Path = TEMPLATE_ROOT) -> tuple[str, str]:
     """Create the tagged repository in `destination` (module docstring); return (previous tag, newest tag).
 
     Commits need a git identity: the caller sets GIT_AUTHOR_*/GIT_COMMITTER_* in the environment.

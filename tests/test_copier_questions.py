@@ -111,9 +111,7 @@ def test_region_is_not_asked_without_a_cloud(render) -> None:
     assert answers["cloud_provider"] == "none"
 
 
-@pytest.mark.parametrize(
-    ("cloud", "region"), [("aws", "us-east-1"), ("gcp", "us-central1"), ("azure", "westeurope")]
-)
+@pytest.mark.parametrize(("cloud", "region"), [("aws", "us-east-1"), ("gcp", "us-central1"), ("azure", "westeurope")])
 def test_region_default_follows_the_cloud(render, cloud: str, region: str) -> None:
     answers = yaml.safe_load((render(cloud_provider=cloud) / ".copier-answers.yml").read_text())
     assert answers["region"] == region

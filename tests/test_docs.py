@@ -94,10 +94,7 @@ def _named_paths(page: str) -> list[str]:
 def test_paths_named_on_the_page_exist_in_a_default_render(render, page: str) -> None:
     project = render(**DEFAULT_COMBO)
     package = next(project.glob("src/*/__init__.py")).parent.name
-    named = [
-        path.replace("<package>", package).replace("<cloud>", "aws").rstrip("/")
-        for path in _named_paths(page)
-    ]
+    named = [path.replace("<package>", package).replace("<cloud>", "aws").rstrip("/") for path in _named_paths(page)]
     checked = [path for path in named if "<" not in path]
     assert checked, f"{page} names no generated paths: the check would be empty"
     missing = sorted({path for path in checked if not (project / path).exists()})

@@ -75,9 +75,7 @@ def test_docs_cite_only_paths_and_targets_the_render_has(render, answers: dict) 
         text = doc.read_text(encoding="utf-8")
         name = doc.relative_to(project)
         assert "{{" not in text and "{%" not in text, f"{name} has unrendered Jinja"
-        assert "<built-in method" not in text and "Undefined" not in text, (
-            f"{name} renders a wrong Jinja value"
-        )
+        assert "<built-in method" not in text and "Undefined" not in text, f"{name} renders a wrong Jinja value"
         # the project's pre-commit hooks (trailing-whitespace, end-of-file-fixer) must find nothing to fix
         assert text.endswith("\n") and not text.endswith("\n\n"), f"{name} does not end with one newline"
         assert not re.search(r"[ \t]+$", text, re.M), f"{name} has trailing whitespace"
@@ -125,16 +123,12 @@ def test_docs_name_only_the_chosen_clouds_services(render, answers: dict) -> Non
         if other_cloud == cloud:
             continue
         for term in terms:
-            assert not re.search(rf"\b{re.escape(term)}\b", all_docs), (
-                f"{cloud} docs mention {term} ({other_cloud})"
-            )
+            assert not re.search(rf"\b{re.escape(term)}\b", all_docs), f"{cloud} docs mention {term} ({other_cloud})"
     for (term_cloud, term_serving), terms in SERVING_TERMS.items():
         for term in terms:
             if (term_cloud, term_serving) == (cloud, serving):
                 assert term in architecture, f"architecture.md of {cloud}/{serving} does not name {term}"
-            elif term_cloud == cloud and not any(
-                term in own for own in SERVING_TERMS.get((cloud, serving), ())
-            ):
+            elif term_cloud == cloud and not any(term in own for own in SERVING_TERMS.get((cloud, serving), ())):
                 assert term not in architecture, f"architecture.md of {cloud}/{serving} names {term}"
     if cloud == "none":
         assert "No cloud" in architecture and "infra/terraform" not in all_docs
@@ -148,8 +142,7 @@ def test_docs_name_only_the_chosen_clouds_services(render, answers: dict) -> Non
 def test_runbooks_match_the_alerts_that_ship(render, answers: dict) -> None:
     project = render(**answers)
     runbooks = {
-        path.relative_to(project / "docs/runbooks").as_posix()
-        for path in (project / "docs/runbooks").rglob("*.md")
+        path.relative_to(project / "docs/runbooks").as_posix() for path in (project / "docs/runbooks").rglob("*.md")
     }
 
     assert {"rollback.md", "retraining.md", "incident-response.md"} <= runbooks

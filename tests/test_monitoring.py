@@ -60,9 +60,7 @@ def once_per_content(project: Path, check: str) -> bool:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip(
-            "promtool is not on PATH (Debian package `prometheus`; .ci/bootstrap installs it as root)"
-        )
+        pytest.skip("promtool is not on PATH (Debian package `prometheus`; .ci/bootstrap installs it as root)")
     return path
 
 
@@ -76,9 +74,7 @@ def exported_metric_names(project: Path) -> set[str]:
     package = next((project / "src").iterdir())
     source = (package / "serving" / "metrics.py").read_text(encoding="utf-8")
     names: set[str] = set()
-    for kind, name in re.findall(
-        r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source
-    ):
+    for kind, name in re.findall(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source):
         if kind == "Histogram":
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
         elif kind == "Summary":
@@ -127,9 +123,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: d
 
     checked = run([binary, "check", "rules", *rules], cwd=project)
     tested = run([binary, "test", "rules", *tests], cwd=project)
-    config = run(
-        [binary, "check", "config", "--syntax-only", "monitoring/prometheus/prometheus.yml"], cwd=project
-    )
+    config = run([binary, "check", "config", "--syntax-only", "monitoring/prometheus/prometheus.yml"], cwd=project)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -172,9 +166,7 @@ def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) 
 
     assert len(burns) == len(slo["slos"]) * len(slo["burn_rate_alerts"])
     fast = next(
-        rule
-        for rule in burns
-        if rule["labels"] == {**rule["labels"], "slo": "availability", "long_window": "1h"}
+        rule for rule in burns if rule["labels"] == {**rule["labels"], "slo": "availability", "long_window": "1h"}
     )
     budget = 1 - slo["slos"]["availability"]["objective"]
     assert fast["expr"] == (
@@ -214,9 +206,7 @@ def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) 
         pytest.skip("same monitoring/ content as a render already checked")
     compose = project / "monitoring/docker-compose.yml"
 
-    result = run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)], cwd=project
-    )
+    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose)], cwd=project)
 
     assert result.returncode == 0, result.stdout + result.stderr
     services = yaml.safe_load(compose.read_text(encoding="utf-8"))["services"]
@@ -254,9 +244,7 @@ def test_monitoring_off_leaves_no_dangling_reference(render, answers: dict) -> N
         text = path.read_text(encoding="utf-8", errors="ignore")
         for pattern in MONITORING_ONLY_REFERENCES:
             match = re.search(pattern, text)
-            assert match is None, (
-                f"{path.relative_to(project)} mentions {match.group(0)!r} with monitoring off"
-            )
+            assert match is None, f"{path.relative_to(project)} mentions {match.group(0)!r} with monitoring off"
 
 
 @pytest.mark.parametrize(

@@ -95,9 +95,7 @@ def test_checkov_passes_with_explained_skips(infra: tuple[str, Path]) -> None:
         for match in CHECKOV_SKIP.finditer(path.read_text(encoding="utf-8"))
     ]
     print(f"render {render_id}: {len(skips)} checkov skips")
-    unexplained = [
-        f"{name}: {check}" for name, check, reason in skips if len(reason.split()) < MIN_REASON_WORDS
-    ]
+    unexplained = [f"{name}: {check}" for name, check, reason in skips if len(reason.split()) < MIN_REASON_WORDS]
     assert not unexplained, f"{render_id}: checkov skips without a reason: {unexplained}"
 
     result = run(
@@ -126,9 +124,7 @@ def test_checkov_passes_with_explained_skips(infra: tuple[str, Path]) -> None:
         for report in reports
         for check in report.get("results", {}).get("failed_checks", [])
     ]
-    parsing_errors = [
-        error for report in reports for error in report.get("results", {}).get("parsing_errors", [])
-    ]
+    parsing_errors = [error for report in reports for error in report.get("results", {}).get("parsing_errors", [])]
     assert not parsing_errors, f"{render_id}: checkov could not parse {parsing_errors}"
     assert not failed, f"{render_id}: {len(failed)} failed checkov checks:\n" + "\n".join(failed)
 
@@ -150,9 +146,7 @@ def test_terraform_validate(infra: tuple[str, Path], tmp_path: Path) -> None:
     )
     assert init.returncode == 0, f"{render_id}: terraform init failed:\n{init.stdout}\n{init.stderr}"
     validate = run([TERRAFORM, "validate", "-no-color"], cwd=workdir)
-    assert validate.returncode == 0, (
-        f"{render_id}: terraform validate failed:\n{validate.stdout}\n{validate.stderr}"
-    )
+    assert validate.returncode == 0, f"{render_id}: terraform validate failed:\n{validate.stdout}\n{validate.stderr}"
 
 
 def test_nothing_left_unrendered(infra: tuple[str, Path]) -> None:
@@ -184,10 +178,7 @@ def test_module_contract(infra: tuple[str, Path]) -> None:
     """The variables the Makefile passes and the outputs CI reads into GitHub variables exist everywhere."""
     render_id, module = infra
     variables = {
-        name: body
-        for parsed in _parse(module)
-        for block in parsed.get("variable", [])
-        for name, body in block.items()
+        name: body for parsed in _parse(module) for block in parsed.get("variable", []) for name, body in block.items()
     }
     missing_variables = COMMON_VARIABLES - variables.keys()
     assert not missing_variables, f"{render_id}: variables missing: {sorted(missing_variables)}"

@@ -142,25 +142,19 @@ def test_files_follow_the_serving_mode(aws: dict[str, Module], mode: str) -> Non
 
 
 def test_monitoring_false_drops_the_alarm_files(render) -> None:
-    module = (
-        render(cloud_provider="aws", serving="container", monitoring=False) / "infra" / "terraform" / "aws"
-    )
+    module = render(cloud_provider="aws", serving="container", monitoring=False) / "infra" / "terraform" / "aws"
     present = {path.name for path in module.glob("*.tf")}
     assert not {name for name in present if name.startswith("monitoring")}
     assert "serving_container.tf" in present
 
 
 def test_answers_reach_the_module(render) -> None:
-    project = render(
-        cloud_provider="aws", github_org="acme-labs", region="eu-west-1", cost_center="data-science"
-    )
+    project = render(cloud_provider="aws", github_org="acme-labs", region="eu-west-1", cost_center="data-science")
     answers = Module(project / "infra" / "terraform" / "aws").answers
     assert answers["github_repository"] == "acme-labs/customer-churn"
     assert answers["region"] == "eu-west-1"
     assert answers["cost_center"] == "data-science"
-    backend = (project / "infra" / "terraform" / "aws" / "envs" / "staging.backend.hcl").read_text(
-        encoding="utf-8"
-    )
+    backend = (project / "infra" / "terraform" / "aws" / "envs" / "staging.backend.hcl").read_text(encoding="utf-8")
     assert 'region       = "eu-west-1"' in backend
 
 
@@ -237,9 +231,7 @@ def test_every_bucket_is_encrypted_versioned_private_and_tls_only(default: Modul
 
 def test_data_bucket_is_the_dvc_remote(render, default: Module) -> None:
     assert default.locals()["buckets"]["data"] == "${var.project}-data-${var.environment}"
-    dvc_config = (render(cloud_provider="aws", serving="container") / ".dvc" / "config").read_text(
-        encoding="utf-8"
-    )
+    dvc_config = (render(cloud_provider="aws", serving="container") / ".dvc" / "config").read_text(encoding="utf-8")
     assert f"s3://{default.answers['project']}-data-staging/dvc" in dvc_config
 
 
@@ -277,8 +269,7 @@ def test_no_long_lived_credentials(aws: dict[str, Module]) -> None:
         forbidden = [
             f"{rtype}.{name}"
             for rtype, name, _ in module.resources()
-            if rtype
-            in {"aws_iam_access_key", "aws_iam_user", "aws_iam_user_policy", "aws_iam_user_login_profile"}
+            if rtype in {"aws_iam_access_key", "aws_iam_user", "aws_iam_user_policy", "aws_iam_user_login_profile"}
         ]
         assert not forbidden, f"{mode}: {forbidden}"
 
@@ -307,9 +298,7 @@ def test_serving_resources_wait_for_an_image_tag(aws: dict[str, Module], mode: s
 
 
 def test_container_matches_the_dockerfile(render, default: Module) -> None:
-    dockerfile = (render(cloud_provider="aws", serving="container") / "Dockerfile").read_text(
-        encoding="utf-8"
-    )
+    dockerfile = (render(cloud_provider="aws", serving="container") / "Dockerfile").read_text(encoding="utf-8")
     exposed = int(re.search(r"^EXPOSE (\d+)", dockerfile, re.MULTILINE)[1])
     healthcheck = re.search(r"^HEALTHCHECK .*?CMD (.+)$", dockerfile, re.MULTILINE | re.DOTALL)[1]
 
@@ -403,9 +392,7 @@ mock_provider "aws" {
 def _plan_tests(mode: str) -> str:
     """A `terraform test` file: first apply and a deploy, against a mocked AWS provider (no AWS calls)."""
     certificate = (
-        '\n    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0"'
-        if mode == "container"
-        else ""
+        '\n    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0"' if mode == "container" else ""
     )
     # The resource that serves in each mode (the service URL itself is only known after a real apply).
     serving = {
@@ -470,9 +457,7 @@ run "deploy_without_a_certificate_is_refused" {
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 @pytest.mark.parametrize("mode", SERVING_MODES)
-def test_plans_with_a_mocked_provider(
-    aws: dict[str, Module], mode: str, environment: str, tmp_path: Path
-) -> None:
+def test_plans_with_a_mocked_provider(aws: dict[str, Module], mode: str, environment: str, tmp_path: Path) -> None:
     """Every expression, count and precondition evaluates for both environments, before and after a deploy."""
     terraform = shutil.which("terraform")
     provider = PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws"

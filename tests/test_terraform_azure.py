@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hcl2
 import pytest
+import yaml
 
 SERVING_MODES = ("container", "managed", "batch", "none")
 TAG_KEYS = {"project", "environment", "owner", "cost_center", "managed_by"}
@@ -326,3 +327,60 @@ def test_environment_files_set_only_declared_variables(module: Module, environme
     backend = load(envs / f"{environment}.backend.hcl")
     assert backend["use_azuread_auth"] is True
     assert backend["key"] == f"{environment}.tfstate"
+
+
+def test_every_environment_pulls_from_its_own_registry(module: Module) -> None:
+    """Serving names an image in this environment's registry, pulled with the runtime identity's AcrPull."""
+    assert module.locals["image"] == "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}"
+    assert set(module.of_type("azurerm_container_registry")) == {"main"}
+    pull = module.resources[("azurerm_role_assignment", "runtime_acr_pull")]
+    assert pull["scope"] == "${azurerm_container_registry.main.id}"
+    assert pull["principal_id"] == "${azurerm_user_assigned_identity.runtime.principal_id}"
+    for kind in ("azurerm_container_app", "azurerm_container_app_job"):
+        for name, body in module.of_type(kind).items():
+            (registry,) = body["registry"]
+            assert registry["server"] == "${azurerm_container_registry.main.login_server}", name
+            assert registry["identity"] == "${azurerm_user_assigned_identity.runtime.id}", name
+
+
+def test_production_ci_may_only_read_images_from_staging(module: Module) -> None:
+    """image_importers: production's CI identity reads staging's registry (az acr import), with nothing else."""
+    importers = module.resources[("azurerm_role_assignment", "image_importers")]
+    assert importers["scope"] == "${azurerm_container_registry.main.id}"
+    assert 'setproduct(var.image_importers, ["AcrPull", "Reader"])' in importers["for_each"]
+    assert importers["role_definition_name"] == "${each.value.role}"
+    assert importers["principal_id"] == "${each.value.principal_id}"
+    assert module.variables["image_importers"]["default"] == []
+    staging = load(module.root / "envs" / "staging.tfvars")
+    production = load(module.root / "envs" / "production.tfvars")
+    assert staging["image_importers"] == [], "staging lists production's ci_principal_id once it exists"
+    assert "image_importers" not in production, "nothing imports from production"
+    (principal,) = module.outputs["ci_principal_id"]
+    assert principal["value"] == "${azurerm_user_assigned_identity.ci.principal_id}"
+
+
+def test_cd_promotes_the_tested_digest_before_the_production_deploy(render) -> None:
+    project = render(cloud_provider="azure")
+    jobs = yaml.safe_load((project / ".github/workflows/cd.yml").read_text(encoding="utf-8"))["jobs"]
+    (build,) = [step for step in jobs["image"]["steps"] if "docker/build-push-action" in step.get("uses", "")]
+    assert jobs["image"]["outputs"]["digest"] == f"${{{{ steps.{build['id']}.outputs.digest }}}}"
+    assert jobs["staging"]["outputs"]["image-digest"] == "${{ needs.image.outputs.digest }}"
+    assert jobs["staging"]["outputs"]["registry-id"] == "${{ needs.image.outputs.registry-id }}"
+
+    steps = jobs["production"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    promote = next(i for i, step in enumerate(steps) if "az acr import" in step.get("run", ""))
+    deploy = next(i for i, step in enumerate(steps) if step.get("uses") == "./.github/actions/deploy")
+    login = next(i for i, step in enumerate(steps) if step.get("uses") == "./.github/actions/cloud-login")
+    assert login < promote < deploy, names
+    script = steps[promote]["run"]
+    assert steps[promote]["env"]["IMAGE_DIGEST"] == "${{ needs.staging.outputs.image-digest }}"
+    assert '--source "$repository@$IMAGE_DIGEST"' in script, "promote the digest staging ran, not a tag"
+    assert '--registry "$SOURCE_REGISTRY_ID"' in script, "staging's registry may be in another subscription"
+    # The target is production's registry, the one its Terraform serves from: <project>-production, repo <project>.
+    module = parse_module(project / "infra" / "terraform" / "azure")
+    production_group = module.resolve("${var.project}-${var.environment}", "production")
+    assert f'--resource-group "{production_group}"' in script
+    assert module.locals["image"].startswith("${azurerm_container_registry.main.login_server}/${var.project}:")
+    assert 'repository="${IMAGE_REPOSITORY#*/}"' in script and '--image "$repository:$IMAGE_TAG"' in script
+    assert "--write-enabled false" in script, "the promoted tag is locked like the pushed one"

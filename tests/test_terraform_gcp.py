@@ -16,6 +16,7 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 SERVING_MODES = ("container", "managed", "batch", "none")
 OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
@@ -26,6 +27,15 @@ CONTRACT_OUTPUTS = {
     "service_url",
     "workload_identity_provider",
     "ci_service_account",
+}
+PLAN_SERVICE_ACCOUNT = "${google_service_account.ci_plan[0].member}"
+# Everything the pull-request plan identity may hold: read the project, its IAM policies and the state, and bill API
+# calls to the project. Any role that deploys, pushes, acts as another identity or reads data objects is missing.
+PLAN_ROLES = {
+    "roles/viewer",
+    "roles/iam.securityReviewer",
+    "roles/serviceusage.serviceUsageConsumer",
+    "roles/storage.objectViewer",
 }
 REQUIRED_LABELS = {"project", "environment", "owner", "cost_center"}
 # Resources created only once an image tag is deployed (contract: the first apply bootstraps the rest).
@@ -68,12 +78,7 @@ class Module:
         """Names of variables/outputs, or resource/data addresses (type.name)."""
         if kind in ("variable", "output"):
             return {name for block in self.blocks(kind) for name in block}
-        return {
-            f"{rtype}.{name}"
-            for block in self.blocks(kind)
-            for rtype, names in block.items()
-            for name in names
-        }
+        return {f"{rtype}.{name}" for block in self.blocks(kind) for rtype, names in block.items() for name in names}
 
     def locals(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
@@ -156,9 +161,7 @@ def test_tfvars_set_only_declared_variables(module: Module) -> None:
     variables = module.declared("variable")
     for relative in ("project.auto.tfvars", "envs/staging.tfvars", "envs/production.tfvars"):
         assert set(module.tfvars(relative)) <= variables, relative
-    required = {
-        name for block in module.blocks("variable") for name, body in block.items() if "default" not in body
-    }
+    required = {name for block in module.blocks("variable") for name, body in block.items() if "default" not in body}
     for env in ("staging", "production"):
         provided = set(module.tfvars("project.auto.tfvars")) | set(module.tfvars(f"envs/{env}.tfvars"))
         assert required - {"image_tag"} <= provided, f"{env} leaves required variables unset"
@@ -251,9 +254,91 @@ def test_ci_federation_is_pinned_to_the_repository(module: Module) -> None:
     assert set(re.findall(r"repo:([^:\"]+):", staging)) == {"my-org/customer-churn"}
     assert "*" not in staging
 
-    binding = module.resource("google_service_account_iam_member", "ci_workload_identity")
-    assert binding["role"] == "roles/iam.workloadIdentityUser"
-    assert binding["member"].endswith("/attribute.repository/${var.github_repository}")
+
+def _roles_of(body: dict[str, Any]) -> set[str]:
+    """Roles of an IAM member resource, also when they come from its for_each."""
+    return set(re.findall(r"roles/[\w.]+", json.dumps([body["role"], body.get("for_each", "")])))
+
+
+def _impersonation(module: Module, env: str) -> dict[str, set[str]]:
+    """{service account resource: OIDC subjects that may impersonate it} with the values of envs/<env>.tfvars."""
+    repository = module.tfvars("project.auto.tfvars")["github_repository"]
+    suffixes = module.tfvars(f"envs/{env}.tfvars")["github_oidc_subjects"]
+    local_values = module.locals()
+    principal = local_values["github_principal"]
+    pool = "${google_iam_workload_identity_pool.github.name}"
+    assert principal == f"principal://iam.googleapis.com/{pool}/subject/repo:${{var.github_repository}}"
+    # Terraform's setsubtract/contains on the environment's subjects.
+    assert local_values["ci_subjects"] == '${setsubtract(var.github_oidc_subjects, ["pull_request"])}'
+    assert local_values["pull_request_planning"] == '${contains(var.github_oidc_subjects, "pull_request")}'
+    ci_subjects = [s for s in suffixes if s != "pull_request"]
+    planning = "pull_request" in suffixes
+
+    reached: dict[str, set[str]] = {}
+    for rtype, name, body in module.resources():
+        if not rtype.endswith("_iam_member") or not {"roles/iam.workloadIdentityUser"} & _roles_of(body):
+            continue
+        member = body["member"]
+        assert member.startswith("${local.github_principal}:"), f"{name}: {member} is not one exact subject"
+        if body.get("for_each") == "${local.ci_subjects}":
+            subjects = [member.replace("${each.value}", s) for s in ci_subjects]
+        else:
+            assert body.get("count") == "${local.pull_request_planning ? 1 : 0}", name
+            subjects = [member] if planning else []
+        account = re.fullmatch(r"\$\{google_service_account\.(\w+)(\[0\])?\.name\}", body["service_account_id"])
+        sub_prefix = f"repo:{repository}:"
+        reached.setdefault(account.group(1), set()).update(
+            s.replace("${local.github_principal}:", sub_prefix) for s in subjects
+        )
+    return reached
+
+
+def test_pull_requests_can_impersonate_only_the_plan_service_account(module: Module) -> None:
+    for rtype, name, body in module.resources():
+        if rtype.endswith("_iam_member") or rtype.endswith("_iam_binding"):
+            assert "principalSet://" not in json.dumps(body), f"{rtype}.{name}: trust one subject, not a set"
+    staging = _impersonation(module, "staging")
+    assert staging == {
+        "ci": {"repo:my-org/customer-churn:ref:refs/heads/main", "repo:my-org/customer-churn:environment:staging"},
+        "ci_plan": {"repo:my-org/customer-churn:pull_request"},
+    }
+    assert _impersonation(module, "production") == {
+        "ci": {"repo:my-org/customer-churn:environment:production"},
+        "ci_plan": set(),
+    }
+    plan_account = module.resource("google_service_account", "ci_plan")
+    assert plan_account["count"] == "${local.pull_request_planning ? 1 : 0}"
+    # Service account IDs are at most 30 characters: id_base is at most 24.
+    assert len(plan_account["account_id"].replace("${local.id_base}", "x" * 24)) <= 30
+    # Nothing but workload identity federation may mint tokens of the CI identities.
+    token_roles = {"roles/iam.serviceAccountTokenCreator", "roles/iam.serviceAccountOpenIdTokenCreator"}
+    assert not [name for _, name, body in module.resources() if "role" in body and token_roles & _roles_of(body)]
+
+
+def test_plan_service_account_cannot_deploy_or_read_data(module: Module) -> None:
+    granted = {
+        (rtype, name): body
+        for rtype, name, body in module.resources()
+        if rtype.endswith(("_iam_member", "_iam_binding")) and "google_service_account.ci_plan" in json.dumps(body)
+    }
+    granted.pop(("google_service_account_iam_member", "ci_plan_workload_identity"))
+    assert granted, "the plan service account holds no role: terraform plan cannot read anything"
+    for (rtype, name), body in granted.items():
+        assert body["member"] == PLAN_SERVICE_ACCOUNT, name
+        assert _roles_of(body) <= PLAN_ROLES, f"{rtype}.{name} grants {_roles_of(body) - PLAN_ROLES}"
+        assert "local.pull_request_planning" in body.get("count", body.get("for_each", "")), name
+        if rtype.startswith("google_storage_bucket"):
+            assert body["bucket"] == "${var.state_bucket}", f"{name}: the plan reads objects of the state only"
+            assert _roles_of(body) == {"roles/storage.objectViewer"}, f"{name}: the plan takes no state lock"
+        else:
+            assert rtype == "google_project_iam_member", f"{rtype}.{name}: no resource-level grants"
+    # roles/viewer reaches objects through the projectViewer convenience binding GCS adds to new buckets.
+    closed = module.resource("google_storage_bucket_iam_binding", "objects_not_for_project_viewers")
+    assert closed["for_each"] == "${local.buckets}"
+    assert closed["role"] == "roles/storage.legacyObjectReader"
+    assert not [m for m in closed["members"] if m.startswith(("projectViewer:", "projectEditor:"))]
+    outputs = {name: body for block in module.blocks("output") for name, body in block.items()}
+    assert "google_service_account.ci_plan[0].email" in outputs["ci_plan_service_account"]["value"]
 
 
 def test_no_keys_and_no_basic_write_roles(module: Module) -> None:
@@ -346,3 +431,22 @@ def test_vertex_endpoint_is_encrypted(render) -> None:
     managed = Module(render(cloud_provider="gcp", serving="managed") / "infra" / "terraform" / "gcp")
     endpoint = managed.resource("google_vertex_ai_endpoint", "model")
     assert endpoint["encryption_spec"][0]["kms_key_name"] == "${google_kms_crypto_key.this.id}"
+
+
+def test_pull_request_plans_log_in_as_the_plan_service_account(render) -> None:
+    project = render(cloud_provider="gcp")
+    login = yaml.safe_load((project / ".github/actions/cloud-login/action.yml").read_text(encoding="utf-8"))
+    (auth,) = [step for step in login["runs"]["steps"] if "google-github-actions/auth" in step.get("uses", "")]
+    assert auth["with"]["service_account"] == (
+        "${{ github.event_name == 'pull_request' && env.GCP_CI_PLAN_SERVICE_ACCOUNT || env.GCP_CI_SERVICE_ACCOUNT }}"
+    )
+    infra = yaml.safe_load((project / ".github/workflows/infra.yml").read_text(encoding="utf-8"))
+    assert infra["env"]["GCP_CI_PLAN_SERVICE_ACCOUNT"] == "${{ vars.GCP_CI_PLAN_SERVICE_ACCOUNT }}"
+    plan_steps = infra["jobs"]["plan"]["steps"]
+    (plan,) = [step for step in plan_steps if "infra-plan" in step.get("run", "")]
+    assert plan["env"]["TF_CLI_ARGS_plan"] == "-lock=false", "the plan service account cannot write the lock"
+    for job in ("apply-staging", "apply-production"):
+        assert "TF_CLI_ARGS_plan" not in json.dumps(infra["jobs"][job]), f"{job} must hold the state lock"
+    assert infra["jobs"]["plan"]["strategy"]["matrix"]["environment"] == ["staging"]
+    docs = (project / "docs/ci-cd.md").read_text(encoding="utf-8")
+    assert "| repository | `GCP_CI_PLAN_SERVICE_ACCOUNT` | `ci_plan_service_account` of staging" in docs

@@ -59,9 +59,7 @@ def project_files(root: Path) -> dict[str, bytes]:
 
 
 def render(template: Path, ref: str, destination: Path, **answers: object) -> Path:
-    copier.run_copy(
-        str(template), destination, data=answers, vcs_ref=ref, defaults=True, quiet=True, unsafe=False
-    )
+    copier.run_copy(str(template), destination, data=answers, vcs_ref=ref, defaults=True, quiet=True, unsafe=False)
     return destination
 
 
@@ -190,9 +188,7 @@ def test_update_to_newest_release_keeps_edits_and_otherwise_equals_a_fresh_rende
         assert old not in updated, f"{old} was moved by {newest}: it must be gone"
 
     fresh = project_files(render(template_repo, newest, tmp_path / "fresh"))
-    assert set(updated) - {NEW_USER_FILE} == set(fresh), (
-        "the update added or left files a fresh render has not"
-    )
+    assert set(updated) - {NEW_USER_FILE} == set(fresh), "the update added or left files a fresh render has not"
     untouched = [path for path in fresh if path not in expected_edits]
     differing = [path for path in untouched if updated[path] != fresh[path]]
     assert differing == [], f"files the project never edited differ from a fresh render: {differing}"
@@ -243,9 +239,7 @@ def test_conflicting_edit_is_left_inline_with_markers_and_template_check_fails(
     releases.commit_all(repository, f"copier-mlops {newest}", tag=newest)
     guide = repository / "template" / GUIDE
     assert TEMPLATE_LINE in guide.read_text(encoding="utf-8").splitlines()
-    guide.write_text(
-        guide.read_text(encoding="utf-8").replace(TEMPLATE_LINE, TEMPLATE_CHANGE), encoding="utf-8"
-    )
+    guide.write_text(guide.read_text(encoding="utf-8").replace(TEMPLATE_LINE, TEMPLATE_CHANGE), encoding="utf-8")
     releases.commit_all(repository, "Reword the guide's title", tag=next_release)
 
     project = render_and_commit(repository, newest, tmp_path / "project")
@@ -256,9 +250,7 @@ def test_conflicting_edit_is_left_inline_with_markers_and_template_check_fails(
     # No --trust: no migration is crossed. And no exception: copier does not fail on conflicts.
     update(project, next_release)
 
-    conflict = (
-        f"<<<<<<< before updating\n{PROJECT_CHANGE}\n=======\n{TEMPLATE_CHANGE}\n>>>>>>> after updating\n"
-    )
+    conflict = f"<<<<<<< before updating\n{PROJECT_CHANGE}\n=======\n{TEMPLATE_CHANGE}\n>>>>>>> after updating\n"
     assert path.read_text(encoding="utf-8").startswith(conflict)
     assert leftover_conflicts(project) == ([], [GUIDE])
     stages = {line.split()[2] for line in git(project, "ls-files", "--unmerged", "--", GUIDE).splitlines()}
@@ -267,9 +259,7 @@ def test_conflicting_edit_is_left_inline_with_markers_and_template_check_fails(
     assert check.returncode != 0
     assert f"Conflict markers to resolve:\n{GUIDE}" in check.stdout
 
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(conflict, f"{PROJECT_CHANGE}\n"), encoding="utf-8"
-    )
+    path.write_text(path.read_text(encoding="utf-8").replace(conflict, f"{PROJECT_CHANGE}\n"), encoding="utf-8")
     assert make(project, "template-check").returncode == 0
 
 
@@ -379,12 +369,8 @@ def test_migration_scripts_move_files_that_are_copied_verbatim() -> None:
     """The merge base is read from git, so a moved file must have no .jinja suffix in either release."""
     for version in releases.releases():
         for old, new in releases.migration_moves(version).items():
-            assert (TEMPLATE_ROOT / "template" / new).is_file(), (
-                f"{version} moves {old} to {new}, which is missing"
-            )
-            assert not (TEMPLATE_ROOT / "template" / old).exists(), (
-                f"{old} still exists after moving in {version}"
-            )
+            assert (TEMPLATE_ROOT / "template" / new).is_file(), f"{version} moves {old} to {new}, which is missing"
+            assert not (TEMPLATE_ROOT / "template" / old).exists(), f"{old} still exists after moving in {version}"
 
 
 # ------------------------------------------------------------------------------------------------------------

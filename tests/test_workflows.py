@@ -36,16 +36,11 @@ CLOUD_LOGIN = "./.github/actions/cloud-login"
 def github_files(project: Path) -> list[Path]:
     """Workflows, composite actions and dependabot.yml of a render."""
     github = project / ".github"
-    return sorted(
-        [*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml"), github / "dependabot.yml"]
-    )
+    return sorted([*github.glob("workflows/*.yml"), *github.glob("actions/*/action.yml"), github / "dependabot.yml"])
 
 
 def workflows(project: Path) -> dict[str, dict]:
-    return {
-        path.name: yaml.safe_load(path.read_text())
-        for path in sorted(project.glob(".github/workflows/*.yml"))
-    }
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(project.glob(".github/workflows/*.yml"))}
 
 
 def composite_actions(project: Path) -> dict[str, dict]:
@@ -215,12 +210,8 @@ def test_third_party_actions_are_pinned_to_one_commit_each(render) -> None:
 
 def test_workflows_are_least_privilege(project: Path) -> None:
     for name, workflow in workflows(project).items():
-        assert "pull_request_target" not in triggers(workflow), (
-            f"{name}: pull_request_target runs untrusted code"
-        )
-        assert "workflow_run" not in triggers(workflow), (
-            f"{name}: workflow_run runs with the base repository's token"
-        )
+        assert "pull_request_target" not in triggers(workflow), f"{name}: pull_request_target runs untrusted code"
+        assert "workflow_run" not in triggers(workflow), f"{name}: workflow_run runs with the base repository's token"
         assert workflow.get("permissions") == {}, f"{name}: the workflow default must be `permissions: {{}}`"
         assert "concurrency" in workflow, f"{name}: no concurrency group"
         for job_id, job in workflow["jobs"].items():
@@ -232,13 +223,9 @@ def test_workflows_are_least_privilege(project: Path) -> None:
             writes = {scope for scope, access in job["permissions"].items() if access == "write"}
             uses = [step.get("uses", "") for step in job.get("steps", [])]
             logs_in = CLOUD_LOGIN in uses
-            assert ("id-token" in writes) == logs_in, (
-                f"{where}: id-token: write exactly when it logs in to a cloud"
-            )
+            assert ("id-token" in writes) == logs_in, f"{where}: id-token: write exactly when it logs in to a cloud"
             uploads_sarif = any("codeql-action/upload-sarif" in ref for ref in uses)
-            assert ("security-events" in writes) == uploads_sarif, (
-                f"{where}: security-events: write only for SARIF"
-            )
+            assert ("security-events" in writes) == uploads_sarif, f"{where}: security-events: write only for SARIF"
 
 
 def test_checkouts_do_not_keep_the_token(project: Path) -> None:

@@ -85,9 +85,7 @@ def merge_three_way(ours: str, base: str, theirs: str) -> tuple[str, bool]:
     return result.stdout, result.returncode > 0
 
 
-def carry_over_moved_file(
-    old: str, new: str, template: TemplateCheckout, from_ref: str, project: Path
-) -> Outcome:
+def carry_over_moved_file(old: str, new: str, template: TemplateCheckout, from_ref: str, project: Path) -> Outcome:
     """Move the project's `old` to `new`, keeping its edits (see the module docstring)."""
     new_path = project / new
     old_path = project / old
@@ -98,11 +96,7 @@ def carry_over_moved_file(
     ours = old_path.read_text(encoding="utf-8") if old_path.is_file() else _git_show(project, f"HEAD:{old}")
     if ours is None:
         committed_at_new_path = _git_show(project, f"HEAD:{new}") is not None
-        if (
-            not committed_at_new_path
-            and new_path.is_file()
-            and new_path.read_text(encoding="utf-8") == released_new
-        ):
+        if not committed_at_new_path and new_path.is_file() and new_path.read_text(encoding="utf-8") == released_new:
             # Neither path was in the project: it had deleted the file, and copier just rendered it afresh.
             new_path.unlink()
             return Outcome.REMOVED_BY_PROJECT

@@ -65,6 +65,22 @@ resource "azurerm_role_assignment" "ci_key_reader" {
   principal_type       = "ServicePrincipal"
 }
 
+# Image promotion: another environment's CI identity (image_importers) imports the exact digest CD tested here into
+# its own registry (`az acr import` in cd.yml), so every environment's runtime pulls from its own registry.
+resource "azurerm_role_assignment" "image_importers" {
+  for_each = {
+    for pair in setproduct(var.image_importers, ["AcrPull", "Reader"]) : "${pair[0]}/${pair[1]}" => {
+      principal_id = pair[0]
+      role         = pair[1]
+    }
+  }
+
+  scope                = azurerm_container_registry.main.id
+  role_definition_name = each.value.role
+  principal_id         = each.value.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 resource "azurerm_user_assigned_identity" "runtime" {
   name                = "${local.name}-runtime"
   location            = azurerm_resource_group.main.location

@@ -17,6 +17,8 @@ locals {
 
   # Serving resources exist only once CD has pushed an image: the first apply creates storage, registry and
   # identities, CD pushes the image, then `make deploy ENV=<env> IMAGE_TAG=<sha>` creates or updates serving.
+  # Each environment pulls from its own registry: CD pushes to staging's and imports the tested digest into
+  # production's before deploying it there (image_importers, cd.yml).
   serving_enabled = var.image_tag != ""
   image           = "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}"
 

@@ -16,13 +16,18 @@ output "model_bucket" {
 }
 
 output "image_repository" {
-  description = "Full image repository in the registry (IMAGE_REPOSITORY); CD pushes <this>:<git sha>."
+  description = "Full image repository in this environment's registry, which its serving pulls from. Staging's is IMAGE_REPOSITORY (CD pushes <this>:<git sha>); CD imports the tested digest into production's before deploying it."
   value       = "${azurerm_container_registry.main.login_server}/${var.project}"
 }
 
 output "ci_client_id" {
   description = "Client ID of the CI identity (GitHub variable AZURE_CLIENT_ID)."
   value       = azurerm_user_assigned_identity.ci.client_id
+}
+
+output "ci_principal_id" {
+  description = "Principal (object) ID of the CI identity: production's value goes into staging's image_importers, so CD can promote images into production's registry."
+  value       = azurerm_user_assigned_identity.ci.principal_id
 }
 
 output "tenant_id" {

@@ -79,6 +79,23 @@ variable "image_tag" {
   }
 }
 
+variable "image_importers" {
+  description = <<-EOT
+    Principal (object) IDs that may copy images out of this environment's registry into their own with
+    `az acr import`: production's `ci_principal_id`, set in staging. CD builds each image once, pushes it to staging's
+    registry and promotes the tested digest into production's registry before the production deploy, so production
+    pulls only from its own registry. Each gets AcrPull (read the image) and Reader (resolve the registry across
+    subscriptions) on this registry, nothing else.
+  EOT
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.image_importers : can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", id))])
+    error_message = "image_importers must be principal (object) IDs: lowercase GUIDs such as production's ci_principal_id output."
+  }
+}
+
 # Network: who may reach the storage account and key vault data planes from outside Azure
 
 variable "allowed_ip_ranges" {

@@ -65,24 +65,42 @@ resource "google_iam_workload_identity_pool_provider" "github" {
   }
 }
 
-# --- CI: the service account GitHub Actions impersonates -----------------------------------------------------------
+# --- CI: the service accounts GitHub Actions impersonates -------------------------------------------------------
 #
-# CI deploys serving (terraform apply with a new image_tag), pushes images and reads/writes DVC data and models.
-# It cannot change IAM outside the serving resources, keys, buckets or identities: those changes are applied by a
-# project administrator (see README.md, "Who applies what").
+# Each service account is impersonable by exact OIDC subjects only (principal://.../subject/<sub>; the sub claim
+# names the repository, and the provider above admits only this repository's tokens):
+#
+# - ci       (output ci_service_account; GitHub variable GCP_CI_SERVICE_ACCOUNT) - every github_oidc_subjects entry
+#            but `pull_request`: jobs in the GitHub environment of this stack (deploys, applies) and, in staging,
+#            main-branch jobs (image push, DVC, drift). It deploys serving (terraform apply with a new image_tag),
+#            pushes images and reads/writes DVC data and models. It cannot change IAM outside the serving resources,
+#            keys, buckets or identities: those changes are applied by a project administrator (README.md, "Who
+#            applies what").
+# - ci-plan  (output ci_plan_service_account; repository variable GCP_CI_PLAN_SERVICE_ACCOUNT) - only when
+#            github_oidc_subjects lists `pull_request`: `terraform plan` in pull requests. Read-only: no deploy role,
+#            no object access to the data and model buckets, read-only on the state (infra.yml plans with
+#            -lock=false, so it never writes the state bucket).
+
+locals {
+  github_principal      = "principal://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/subject/repo:${var.github_repository}"
+  ci_subjects           = setsubtract(var.github_oidc_subjects, ["pull_request"])
+  pull_request_planning = contains(var.github_oidc_subjects, "pull_request")
+}
 
 resource "google_service_account" "ci" {
   account_id   = "${local.id_base}-ci"
   display_name = "${local.name} CI"
-  description  = "Impersonated by GitHub Actions of ${var.github_repository} through Workload Identity Federation."
+  description  = "Deploys ${local.name}; impersonated by GitHub Actions of ${var.github_repository} (environment ${var.environment}${var.environment == "staging" ? " and main" : ""})."
 
   depends_on = [google_project_service.base]
 }
 
 resource "google_service_account_iam_member" "ci_workload_identity" {
+  for_each = local.ci_subjects
+
   service_account_id = google_service_account.ci.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github.name}/attribute.repository/${var.github_repository}"
+  member             = "${local.github_principal}:${each.value}"
 }
 
 # Read access for `terraform plan`: the refresh reads every resource of this module.
@@ -133,4 +151,57 @@ resource "google_storage_bucket_iam_member" "ci_objects" {
   bucket = each.value
   role   = "roles/storage.objectAdmin"
   member = google_service_account.ci.member
+}
+
+# --- Pull requests: plan only -------------------------------------------------------------------------------------
+
+resource "google_service_account" "ci_plan" {
+  count = local.pull_request_planning ? 1 : 0
+
+  account_id   = "${local.id_base}-plan" # 30 characters at most
+  display_name = "${local.name} CI plan"
+  description  = "Read-only terraform plan of ${local.name}; impersonated by pull requests of ${var.github_repository}."
+
+  depends_on = [google_project_service.base]
+}
+
+resource "google_service_account_iam_member" "ci_plan_workload_identity" {
+  count = local.pull_request_planning ? 1 : 0
+
+  service_account_id = google_service_account.ci_plan[0].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "${local.github_principal}:pull_request"
+}
+
+# Read every resource of this module (viewer), their IAM policies (securityReviewer), and bill the API calls to the
+# project (serviceUsageConsumer, needed with user_project_override). Object reads of the data and model buckets are
+# closed in storage.tf (objects_not_for_project_viewers): roles/viewer alone grants no storage.objects.get.
+resource "google_project_iam_member" "ci_plan_reads_project" {
+  #checkov:skip=CKV_GCP_117:roles/viewer is read-only; terraform plan must read every resource of this module, and no narrower predefined role covers them all.
+  count = local.pull_request_planning ? 1 : 0
+
+  project = var.gcp_project_id
+  role    = "roles/viewer"
+  member  = google_service_account.ci_plan[0].member
+}
+
+resource "google_project_iam_member" "ci_plan_project" {
+  for_each = local.pull_request_planning ? toset([
+    "roles/iam.securityReviewer",
+    "roles/serviceusage.serviceUsageConsumer",
+  ]) : toset([])
+
+  project = var.gcp_project_id
+  role    = each.value
+  member  = google_service_account.ci_plan[0].member
+}
+
+# The state only: read and list. No lock: pull-request plans run with -lock=false (a plan never writes the state,
+# and a lock it could create it could also delete, under a running apply).
+resource "google_storage_bucket_iam_member" "ci_plan_reads_state" {
+  count = local.pull_request_planning ? 1 : 0
+
+  bucket = var.state_bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.ci_plan[0].member
 }

@@ -21,8 +21,13 @@ output "workload_identity_provider" {
 }
 
 output "ci_service_account" {
-  description = "Service account GitHub Actions impersonates (GitHub variable GCP_CI_SERVICE_ACCOUNT)."
+  description = "Service account GitHub Actions impersonates to deploy and apply, from the GitHub environment of this stack (and main in staging), never from pull requests (GitHub variable GCP_CI_SERVICE_ACCOUNT)."
   value       = google_service_account.ci.email
+}
+
+output "ci_plan_service_account" {
+  description = "Read-only service account that pull requests impersonate for terraform plan (GitHub variable GCP_CI_PLAN_SERVICE_ACCOUNT); empty when github_oidc_subjects does not list pull_request."
+  value       = local.pull_request_planning ? google_service_account.ci_plan[0].email : ""
 }
 
 output "runtime_service_account" {

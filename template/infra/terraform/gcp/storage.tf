@@ -114,3 +114,15 @@ resource "google_storage_bucket" "this" {
 
   depends_on = [google_kms_crypto_key_iam_member.service_agents]
 }
+
+# A new bucket grants the project's viewers roles/storage.legacyObjectReader (a "convenience value"), so any project
+# viewer, the pull-request plan identity included, could read every object. This binding is authoritative for that
+# role: it leaves it to the project owners, who hold legacyObjectOwner anyway. Object access to data and models is
+# granted explicitly, to the identities that need it (identity.tf, serving_<mode>.tf).
+resource "google_storage_bucket_iam_binding" "objects_not_for_project_viewers" {
+  for_each = local.buckets
+
+  bucket  = google_storage_bucket.this[each.key].name
+  role    = "roles/storage.legacyObjectReader"
+  members = ["projectOwner:${var.gcp_project_id}"]
+}

@@ -105,7 +105,7 @@ variable "github_repository" {
 }
 
 variable "github_oidc_subjects" {
-  description = "Suffixes of the GitHub OIDC `sub` claim allowed to impersonate the CI service account, after `repo:<org>/<repo>:` (for example `environment:production`, `ref:refs/heads/main`, `pull_request`)."
+  description = "Suffixes of the GitHub OIDC `sub` claim accepted from this repository, after `repo:<org>/<repo>:` (for example `environment:production`, `ref:refs/heads/main`). Each may impersonate the CI service account, except `pull_request`, which may impersonate only the read-only plan service account (created only when listed)."
   type        = list(string)
 
   validation {

@@ -51,10 +51,13 @@ def batch_request_model(max_batch_size: int) -> type[BaseModel]:
     )
 
 
+VERTEX_ENVELOPE = frozenset({"instances", "parameters"})
+
+
 class RequestParser:
     """Turn a parsed JSON body into validated records: one record, or a batch when it has a "records" key.
 
-    Vertex AI's prediction envelope, {"instances": [...], "parameters": {...}}, is read as a batch of its instances.
+    Vertex AI's prediction envelope, {"instances": [...], "parameters": {...}}, is a batch of its instances.
     """
 
     def __init__(self, max_batch_size: int) -> None:
@@ -63,7 +66,7 @@ class RequestParser:
 
     def records(self, payload: Any) -> tuple[list[dict[str, Any]], bool]:
         """(records, is_batch); raises pydantic.ValidationError naming every broken field."""
-        if isinstance(payload, dict) and "instances" in payload and set(payload) <= {"instances", "parameters"}:
+        if isinstance(payload, dict) and "instances" in payload and set(payload) <= VERTEX_ENVELOPE:
             payload = {"records": payload["instances"]}
         if isinstance(payload, dict) and "records" in payload:
             return self._batch_model.model_validate(payload).model_dump()["records"], True
