@@ -19,9 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 from conftest import CLOUD_SERVING_COMBOS, combo_id, run, tool
+from terraform_hcl import load
 
 INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] != "none"]
 NO_INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] == "none"]
@@ -37,7 +37,6 @@ COMMON_VARIABLES = {"environment", "image_tag", "alert_email", "owner", "cost_ce
 CHECKOV_SKIP = re.compile(r"#\s*checkov:skip=(?P<check>[A-Z0-9_]+)(?::(?P<reason>.*))?")
 # A reason is a sentence a reviewer can judge, not a placeholder like "ok" or "todo".
 MIN_REASON_WORDS = 5
-HCL_OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 TERRAFORM = shutil.which("terraform") or (
     "/usr/local/bin/terraform" if Path("/usr/local/bin/terraform").exists() else None
 )
@@ -62,11 +61,7 @@ def _tf_files(module: Path) -> list[Path]:
 
 
 def _parse(module: Path) -> list[dict[str, Any]]:
-    parsed = []
-    for path in _tf_files(module):
-        with path.open(encoding="utf-8") as handle:
-            parsed.append(hcl2.load(handle, serialization_options=HCL_OPTIONS))
-    return parsed
+    return [load(path) for path in _tf_files(module)]
 
 
 def _block_names(module: Path, kind: str) -> set[str]:
@@ -168,8 +163,7 @@ def test_environment_files(infra: tuple[str, Path], environment: str) -> None:
     backend = module / "envs" / f"{environment}.backend.hcl"
     assert tfvars.is_file(), f"{render_id}: {tfvars.name} missing"
     assert backend.is_file(), f"{render_id}: {backend.name} missing"
-    with tfvars.open(encoding="utf-8") as handle:
-        values = hcl2.load(handle, serialization_options=HCL_OPTIONS)
+    values = load(tfvars)
     assert values.get("environment") == environment, f"{render_id}: {tfvars.name} must set environment"
     assert backend.read_text(encoding="utf-8").strip(), f"{render_id}: {backend.name} is empty"
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 from conftest import run
+from terraform_hcl import RootModule, load
 
 SERVING_MODES = ("container", "managed", "batch", "none")
-OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 REFERENCE = re.compile(r"aws_s3_bucket\.(?P<name>\w+)")
 # Files that exist only for some serving modes (copier.yml `_exclude`); everything else is in every render.
@@ -66,28 +64,12 @@ ALWAYS_ON_EXCEPTIONS = {("aws_vpc_endpoint", "s3")}  # the S3 gateway endpoint i
 PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 
 
-class Module:
+class Module(RootModule):
     """The parsed .tf files of one rendered root module, plus its auto-loaded answers."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.files: dict[str, dict[str, Any]] = {}
-        for path in sorted(directory.glob("*.tf")):
-            with path.open(encoding="utf-8") as handle:
-                self.files[path.name] = hcl2.load(handle, serialization_options=OPTIONS)
-        with (directory / "project.auto.tfvars").open(encoding="utf-8") as handle:
-            self.answers: dict[str, Any] = hcl2.load(handle, serialization_options=OPTIONS)
-
-    def blocks(self, kind: str) -> Iterator[dict[str, Any]]:
-        for parsed in self.files.values():
-            yield from parsed.get(kind, [])
-
-    def resources(self, resource_type: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for block in self.blocks("resource"):
-            for rtype, by_name in block.items():
-                if resource_type in (None, rtype):
-                    for name, body in by_name.items():
-                        yield rtype, name, body
+        super().__init__(directory)
+        self.answers: dict[str, Any] = load(directory / "project.auto.tfvars")
 
     def data(self, data_type: str, name: str) -> dict[str, Any]:
         for block in self.blocks("data"):

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hcl2
 import pytest
 import yaml
+from terraform_hcl import load
 
 SERVING_MODES = ("container", "managed", "batch", "none")
 TAG_KEYS = {"project", "environment", "owner", "cost_center", "managed_by"}
@@ -61,8 +61,6 @@ SERVING_RESOURCE_TYPES = {
     "azapi_update_resource",
 }
 
-OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-
 
 @dataclass
 class Module:
@@ -81,11 +79,6 @@ class Module:
         """Substitute `var.*` with the template's answers (project.auto.tfvars) and the environment."""
         values = {**self.tfvars, "environment": environment}
         return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(values[m.group(1)]), expression)
-
-
-def load(path: Path) -> dict:
-    with path.open() as handle:
-        return hcl2.load(handle, serialization_options=OPTIONS)
 
 
 def parse_module(root: Path) -> Module:

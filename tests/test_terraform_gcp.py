@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
+from terraform_hcl import RootModule, load
 
 SERVING_MODES = ("container", "managed", "batch", "none")
-OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 CONTRACT_OUTPUTS = {
     "data_bucket",
     "model_bucket",
@@ -51,23 +49,8 @@ SERVING_RESOURCE_TYPES = {
 }
 
 
-class Module:
+class Module(RootModule):
     """The parsed .tf files of one rendered root module."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.files = {path.name: _load(path) for path in sorted(directory.glob("*.tf"))}
-
-    def blocks(self, kind: str) -> Iterator[dict[str, Any]]:
-        for parsed in self.files.values():
-            yield from parsed.get(kind, [])
-
-    def resources(self, resource_type: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        for block in self.blocks("resource"):
-            for rtype, by_name in block.items():
-                if resource_type in (None, rtype):
-                    for name, body in by_name.items():
-                        yield rtype, name, body
 
     def resource(self, resource_type: str, name: str) -> dict[str, Any]:
         matches = [body for rtype, rname, body in self.resources(resource_type) if rname == name]
@@ -89,12 +72,7 @@ class Module:
         return merged
 
     def tfvars(self, relative: str) -> dict[str, Any]:
-        return _load(self.directory / relative)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        return hcl2.load(handle, serialization_options=OPTIONS)
+        return load(self.directory / relative)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -184,7 +162,7 @@ def test_every_resource_is_labelled(module: Module) -> None:
 
 def test_owner_and_repository_come_from_the_answers(render) -> None:
     project = render(cloud_provider="gcp", github_org="Acme-Labs", author_email="Jane.Doe+ml@Example.COM")
-    tfvars = _load(project / "infra" / "terraform" / "gcp" / "project.auto.tfvars")
+    tfvars = load(project / "infra" / "terraform" / "gcp" / "project.auto.tfvars")
     assert tfvars["owner"] == "jane_doe_ml_at_example_com"
     assert re.fullmatch(r"[a-z0-9_-]{1,63}", tfvars["owner"])
     assert tfvars["github_repository"] == "Acme-Labs/customer-churn"
