@@ -4,12 +4,15 @@ Used by the update round-trip tests (tests/test_update.py) and by `make bench` (
 measure the same release step.
 
 Where the two versions come from: a fresh clone of main may not carry the release tags, so the repository is
-built in a scratch directory from this working tree:
+built in a scratch directory:
 
-- the newest release (the newest version in CHANGELOG.md) is the working tree as it is, committed and tagged;
-- the previous release is the same tree with the newest release's file moves undone (read from the `MOVES` of
-  its migration scripts in hooks/migrations/), committed and tagged first; or, with `from_ref`, the tree of
-  that real tag or commit of this repository (`git archive`).
+- the previous release (the second version in CHANGELOG.md) is the REAL release: the tree of its tag `vX.Y.Z`
+  in this repository when the tag is there, else of its commit recorded in `RELEASE_COMMITS` (`git archive`),
+  committed and tagged first. `from_ref` overrides it with any tag or commit of this repository;
+- the newest release (the newest version in CHANGELOG.md) is this working tree as it is (tracked and new files,
+  never ignored ones), committed on top and tagged.
+
+So an update test crosses exactly what the newest release changes, its migration included.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -25,6 +29,8 @@ import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 RELEASE_HEADING = re.compile(r"^## \[(\d+\.\d+\.\d+)\]", re.MULTILINE)
+# The commit of each published release, for clones that lack its tag. Tags are never moved (docs/releasing.md).
+RELEASE_COMMITS = {"0.2.0": "4b90d95806d59eef9d63594bada905565a04da14"}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -39,19 +45,28 @@ def releases(root: Path = TEMPLATE_ROOT) -> list[str]:
     return RELEASE_HEADING.findall((root / "CHANGELOG.md").read_text(encoding="utf-8"))
 
 
-def migration_moves(version: str, root: Path = TEMPLATE_ROOT) -> dict[str, str]:
-    """old path -> new path of every migration copier.yml runs for `version`."""
+def migration_scripts(version: str, root: Path = TEMPLATE_ROOT) -> list[Path]:
+    """The scripts copier.yml runs as migrations of `version`, relative to the template root."""
     config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8"))
+    return [
+        next(Path(word.split("}}/")[-1]) for word in migration["command"] if word.endswith(".py"))
+        for migration in config.get("_migrations", [])
+        if str(migration["version"]).lstrip("v") == version
+    ]
+
+
+def migration_moves(version: str, root: Path = TEMPLATE_ROOT) -> dict[str, str]:
+    """old path -> new path of every file the migrations of `version` move (their `MOVES`, if any)."""
     moves: dict[str, str] = {}
-    for migration in config.get("_migrations", []):
-        if str(migration["version"]).lstrip("v") != version:
-            continue
-        script = next(Path(word.split("}}/")[-1]) for word in migration["command"] if word.endswith(".py"))
+    migrations = str(root / "hooks" / "migrations")
+    if migrations not in sys.path:  # the scripts import their helpers (moved_files.py) by name
+        sys.path.insert(0, migrations)
+    for script in migration_scripts(version, root):
         spec = importlib.util.spec_from_file_location(script.stem, root / script)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        moves.update(module.MOVES)
+        moves.update(getattr(module, "MOVES", {}))
     return moves
 
 
@@ -69,11 +84,24 @@ def copy_working_tree(destination: Path, root: Path = TEMPLATE_ROOT) -> None:
 
 
 def checkout_real_ref(ref: str, destination: Path, root: Path = TEMPLATE_ROOT) -> None:
-    archive = destination.parent / "previous.tar"
+    archive = destination.parent / f"{destination.name}-previous.tar"
     git(root, "archive", "--format=tar", f"--output={archive}", ref)
     with tarfile.open(archive) as tar:
         tar.extractall(destination, filter="data")
     archive.unlink()
+
+
+def release_ref(version: str, root: Path = TEMPLATE_ROOT) -> str:
+    """The tag of a published release in this repository, or its recorded commit when the tag is missing."""
+    tag = f"v{version}"
+    probe = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}"], cwd=root, capture_output=True, check=False
+    )
+    if probe.returncode == 0:
+        return tag
+    if version not in RELEASE_COMMITS:
+        raise LookupError(f"release {version} has no tag {tag} here and no entry in RELEASE_COMMITS")
+    return RELEASE_COMMITS[version]
 
 
 def commit_all(repository: Path, message: str, tag: str | None = None) -> None:
@@ -81,11 +109,6 @@ def commit_all(repository: Path, message: str, tag: str | None = None) -> None:
     git(repository, "commit", "--quiet", "--allow-empty", "-m", message)
     if tag:
         git(repository, "tag", tag)
-
-
-def move_in_template(repository: Path, source: str, target: str) -> None:
-    (repository / "template" / target).parent.mkdir(parents=True, exist_ok=True)
-    git(repository, "mv", f"template/{source}", f"template/{target}")
 
 
 def release_tags(root: Path = TEMPLATE_ROOT) -> tuple[str, str]:
@@ -100,23 +123,14 @@ def build_release_repo(destination: Path, from_ref: str | None = None, root: Pat
     Commits need a git identity: the caller sets GIT_AUTHOR_*/GIT_COMMITTER_* in the environment.
     """
     previous, newest = release_tags(root)
+    ref = from_ref or release_ref(previous.lstrip("v"), root)
     destination.mkdir(parents=True)
     git(destination, "init", "--quiet")
-    moves = migration_moves(newest.lstrip("v"), root)
-    if from_ref:
-        checkout_real_ref(from_ref, destination, root)
-        commit_all(destination, f"copier-mlops {previous} ({from_ref})", tag=previous)
-        for entry in destination.iterdir():
-            if entry.name != ".git":
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        copy_working_tree(destination, root)
-    else:
-        copy_working_tree(destination, root)
-        git(destination, "add", "--all")
-        for old, new in moves.items():
-            move_in_template(destination, new, old)
-        commit_all(destination, f"copier-mlops {previous} (the newest release's moves undone)", tag=previous)
-        for old, new in moves.items():
-            move_in_template(destination, old, new)
+    checkout_real_ref(ref, destination, root)
+    commit_all(destination, f"copier-mlops {previous} ({ref})", tag=previous)
+    for entry in destination.iterdir():
+        if entry.name != ".git":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    copy_working_tree(destination, root)
     commit_all(destination, f"copier-mlops {newest}", tag=newest)
     return previous, newest

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TEMPLATE_ROOT, run
 
 PACKAGE = "customer_churn"  # the default package_name
@@ -64,9 +65,17 @@ def fresh_copy(render: Callable[..., Path], tmp_path: Path, **answers: object) -
     return project
 
 
-def test_shipped_sample_is_what_the_generator_writes(render: Callable[..., Path], tmp_path: Path) -> None:
-    project = render()
-    regenerated = tmp_path / "customers.csv"
+SAMPLES = {
+    "binary": "data/raw/customers.csv",
+    "multiclass": "data/raw/customer_plans.csv",
+    "regression": "data/raw/customer_revenue.csv",
+}
+
+
+@pytest.mark.parametrize("task", sorted(SAMPLES))
+def test_shipped_sample_is_what_the_generator_writes(render: Callable[..., Path], tmp_path: Path, task: str) -> None:
+    project = render(task=task)
+    regenerated = tmp_path / "sample.csv"
     result = run(
         [
             "uv",
@@ -77,6 +86,8 @@ def test_shipped_sample_is_what_the_generator_writes(render: Callable[..., Path]
             "python",
             "-m",
             f"{PACKAGE}.sample_data",
+            "--task",
+            task,
             "--output",
             str(regenerated),
         ],
@@ -84,7 +95,7 @@ def test_shipped_sample_is_what_the_generator_writes(render: Callable[..., Path]
         env={**project_env(), "PYTHONPATH": str(project / "src")},
     )
     assert result.returncode == 0, result.stderr
-    shipped = project / "data" / "raw" / "customers.csv"
+    shipped = project / SAMPLES[task]
     assert shipped.read_bytes() == regenerated.read_bytes()
     assert shipped.read_bytes() == (TEMPLATE_ROOT / "template" / shipped.relative_to(project)).read_bytes()
     assert shipped.stat().st_size < 2_000_000
@@ -155,6 +166,30 @@ def post_json(url: str, payload: object) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+def invalid_variant(project: Path, record: dict) -> tuple[dict, str]:
+    """A copy of `record` that breaks the contract, and the field the 422 must name."""
+    contract = yaml.safe_load((project / "contract.yaml").read_text())
+    for name, column in contract["columns"].items():
+        if column["dtype"] == "category":
+            return {**record, name: "not-a-category"}, name
+    for name, column in contract["columns"].items():
+        if column.get("max") is not None:
+            return {**record, name: column["max"] + 1}, name
+    return {**record, "not_an_input": 1}, "not_an_input"
+
+
+def check_prediction(body: dict, task: str) -> None:
+    """The response shape of /predict for `task` (scoring/outputs.py of the generated package)."""
+    if task == "binary":
+        assert 0.0 <= body["score"] <= 1.0
+        assert "predicted_class" in body
+    elif task == "multiclass":
+        assert abs(sum(body["probabilities"].values()) - 1.0) < 1e-6
+        assert str(body["predicted_class"]) in body["probabilities"]
+    else:
+        assert isinstance(body["prediction"], float)
+
+
 def serve_and_predict(project: Path) -> None:
     """`make serve` on 127.0.0.1, then `make predict` and a direct POST: 200 with a prediction; bad input 422."""
     port = str(free_port())
@@ -182,28 +217,18 @@ def serve_and_predict(project: Path) -> None:
             assert time.monotonic() < deadline, "the server was not ready within 60 s"
             time.sleep(0.2)
 
-        record = {
-            "tenure_months": 14,
-            "monthly_charges": 79.5,
-            "total_charges": 1100.0,
-            "support_tickets": 3,
-            "contract_type": "month_to_month",
-            "payment_method": "card",
-            "plan": "standard",
-        }
+        metadata = json.loads((project / "models/champion/metadata.json").read_text())
+        record = json.loads((project / "reports/example.json").read_text())
         status, body = post_json(f"http://127.0.0.1:{port}/predict", record)
         print(f"  /predict -> {status} {body}")
         assert status == 200
-        assert 0.0 <= body["score"] <= 1.0
-        assert body["predicted_class"] in (0, 1)
-        assert (
-            body["model_version"]
-            == json.loads((project / "models/champion/metadata.json").read_text())["model_version"]
-        )
+        check_prediction(body, metadata["task"])
+        assert body["model_version"] == metadata["model_version"]
 
-        status, body = post_json(f"http://127.0.0.1:{port}/predict", {**record, "plan": "platinum"})
+        broken, field = invalid_variant(project, record)
+        status, body = post_json(f"http://127.0.0.1:{port}/predict", broken)
         assert status == 422, body
-        assert "plan" in json.dumps(body)
+        assert field in json.dumps(body)
 
         step(project, "make", "predict", f"PORT={port}")
     finally:

@@ -2,8 +2,14 @@
 link runbooks that exist, dashboards that query only metrics the service exports, a compose file that
 validates, and no trace of any of it when monitoring is off.
 
-The rules, their tests and the dashboards depend on few answers (the repository URL and the slug), so the
-expensive checks (promtool, check-jsonschema) run once per distinct content of monitoring/, not per render.
+The model-health rules are generic over the contract and the task: they compare the service's metrics per
+prediction bucket and per input with the baselines it publishes as gauges, so the rules name no column, no
+class and no number measured on a model, and they are the same for every task (the promtool tests feed
+task-shaped synthetic series: class labels, or deciles q0..q9).
+
+The rules, their tests and the dashboards depend on few answers (the repository URL, the slug and the task),
+so the expensive checks (promtool, check-jsonschema) run once per distinct content of monitoring/, not per
+render.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ import yaml
 from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id, run, tool
 
 RULES = "monitoring/prometheus/rules/slo.rules.yml"
+TASKS = ("binary", "multiclass", "regression")
+MODEL_ALERTS = {
+    "PredictionDistributionShift",
+    "PredictionScoreShift",
+    "InputOutOfTrainingRange",
+    "InputMissingRateHigh",
+    "ModelStale",
+}
 PROMETHEUS_BUILTIN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 PROMQL_WORDS = {
     "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
@@ -69,12 +83,17 @@ def load_rules(project: Path) -> list[dict]:
     return [rule for group in groups for rule in group["rules"]]
 
 
-def exported_metric_names(project: Path) -> set[str]:
-    """Series names the service exports, read from serving/metrics.py (histograms expand to their series)."""
+def metric_definitions(project: Path) -> list[tuple[str, str]]:
+    """(kind, name) of every metric serving/metrics.py defines."""
     package = next((project / "src").iterdir())
     source = (package / "serving" / "metrics.py").read_text(encoding="utf-8")
+    return re.findall(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source)
+
+
+def exported_metric_names(project: Path) -> set[str]:
+    """Series names the service exports, read from serving/metrics.py (histograms expand to their series)."""
     names: set[str] = set()
-    for kind, name in re.findall(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"", source):
+    for kind, name in metric_definitions(project):
         if kind == "Histogram":
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
         elif kind == "Summary":
@@ -83,7 +102,7 @@ def exported_metric_names(project: Path) -> set[str]:
             names.add(f"{name}_total")
         else:
             names.add(name)
-    assert names, f"no metric definitions found in {package}/serving/metrics.py"
+    assert names, f"no metric definitions found in {project}/src/*/serving/metrics.py"
     return names
 
 
@@ -103,7 +122,7 @@ def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     package = next((project / "src").iterdir()).name
 
     result = run(
-        [sys.executable, "-m", f"{package}.slo_rules", "--check"],
+        [sys.executable, "-m", f"{package}.monitoring.slo_rules", "--check"],
         cwd=project,
         env={"PYTHONPATH": str(project / "src"), "PATH": "/usr/bin:/bin"},
     )
@@ -111,7 +130,9 @@ def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize(
+    "answers", [*ALLOWED_COMBOS, *({"task": task} for task in TASKS if task != "binary")], ids=combo_id
+)
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: dict) -> None:
     project = render(**answers)
     if not once_per_content(project, "promtool"):
@@ -143,9 +164,7 @@ def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: 
         "LatencyErrorBudgetBurn",
         "HighServerErrorRate",
         "NoPredictionTraffic",
-        "ModelStale",
-        "PredictionDistributionShift",
-        "InputOutOfTrainingRange",
+        *MODEL_ALERTS,
     } <= names
     for alert in alerts:
         assert alert["expr"].strip() and alert["for"], alert["alert"]
@@ -199,6 +218,93 @@ def test_rules_and_dashboards_query_only_series_that_exist(render, answers: dict
                 assert not unknown, f"{path.name}: panel {panel['title']!r} queries unknown series {unknown}"
 
 
+def test_model_rules_are_the_same_for_every_task_and_copy_no_baseline(render) -> None:
+    """Baselines are the service's gauges (from the served model's metadata.json), never numbers in the rules."""
+    projects = {task: render(task=task) for task in TASKS}
+    texts = {task: (project / RULES).read_text(encoding="utf-8") for task, project in projects.items()}
+
+    assert len(set(texts.values())) == 1, "the rules differ between tasks"
+    rules = {rule.get("alert") or rule["record"]: rule for rule in load_rules(projects["binary"])}
+    text = texts["binary"]
+    assert not re.search(r"\b(feature|bucket|predicted_class)\s*=~?\s*\"", text), "a rule selects an input or a bucket"
+    assert "expected_positive_share" not in text
+    slo = (projects["binary"] / "monitoring/slo.yaml").read_text(encoding="utf-8")
+    assert "expected_positive_share" not in slo
+    # PredictionDistributionShift: the observed share of every bucket against the expected-share gauge.
+    expected = next(rule for name, rule in rules.items() if name.startswith("model:expected_prediction_share"))
+    assert expected["expr"] == "max by (bucket) (model_expected_prediction_share)"
+    observed = next(rule for name, rule in rules.items() if name.startswith("model:prediction_share:ratio"))
+    assert "sum by (bucket) (rate(model_predictions_total" in observed["expr"]
+    shift = next(rule for name, rule in rules.items() if name.startswith("model:prediction_share_shift"))
+    assert observed["record"] in shift["expr"] and expected["record"] in shift["expr"]
+    assert rules["PredictionDistributionShift"]["expr"].startswith(shift["record"] + " > ")
+    # PredictionScoreShift: the median of the score histogram against the expected-median gauge.
+    score = rules["PredictionScoreShift"]["expr"]
+    median = next(rule for name, rule in rules.items() if name.startswith("model:prediction_score:median"))
+    assert median["expr"].startswith("histogram_quantile(0.5, ") and "model_prediction_score_bucket" in median["expr"]
+    assert median["record"] in score
+    assert "model_expected_prediction_score_median" in rules["model:expected_prediction_score_median:max"]["expr"]
+    # Input alerts: per-feature counters over the scored records.
+    for alert, counter in (
+        ("InputOutOfTrainingRange", "model_input_out_of_range_total"),
+        ("InputMissingRateHigh", "model_input_missing_total"),
+    ):
+        ratio = rules[rules[alert]["expr"].split(" ")[0]]["expr"]
+        assert counter in ratio and "model_scored_records_total" in ratio, alert
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_promtool_tests_feed_the_expected_share_gauges_and_cover_firing_and_silence(render, task: str) -> None:
+    project = render(task=task)
+    tests = [
+        test
+        for path in sorted((project / "monitoring/prometheus/tests").glob("*.yml"))
+        for test in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
+    ]
+    outcomes: dict[str, set[bool]] = {}
+    for test in tests:
+        for case in test.get("alert_rule_test", []):
+            outcomes.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
+    gauges = [
+        series["series"]
+        for test in tests
+        for series in test["input_series"]
+        if series["series"].startswith("model_expected_prediction_share{")
+    ]
+
+    for alert in MODEL_ALERTS - {"ModelStale"}:
+        assert outcomes.get(alert) == {True, False}, f"{alert}: promtool tests must cover firing and silence"
+    buckets = {re.search(r'bucket="([^"]+)"', series).group(1) for series in gauges}
+    assert len(buckets) == (10 if task == "regression" else 2 if task == "binary" else 3), buckets
+
+
+@pytest.mark.parametrize("answers", [{}, {"task": "regression"}], ids=combo_id)
+def test_dashboards_show_every_model_metric(render, answers: dict) -> None:
+    """Each model_* metric of serving/metrics.py is on a dashboard or in a rule a dashboard panel reads."""
+    project = render(**answers)
+    rules = load_rules(project)
+    recorded = {rule["record"]: rule["expr"] for rule in rules if "record" in rule}
+    queries = [
+        target["expr"]
+        for path in sorted((project / "monitoring/grafana/dashboards").glob("*.json"))
+        for panel in json.loads(path.read_text(encoding="utf-8"))["panels"]
+        for target in panel["targets"]
+    ]
+    selected: set[str] = set()
+    for expr in queries:
+        names = promql_series_names(expr)
+        selected |= names | {n for name in names & set(recorded) for n in promql_series_names(recorded[name])}
+    alerted = {name for rule in rules if "alert" in rule for name in promql_series_names(rule["expr"])}
+
+    for kind, name in metric_definitions(project):
+        if not name.startswith("model_"):
+            continue
+        series = {f"{name}_bucket", f"{name}_count"} if kind == "Histogram" else {name}
+        assert series & (selected | alerted), f"{name} is on no dashboard and in no alert"
+        if name.startswith(("model_expected_", "model_predictions", "model_input_", "model_prediction_score")):
+            assert series & selected, f"{name} is on no dashboard panel"
+
+
 @pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
 def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) -> None:
     project = render(**answers)
@@ -230,7 +336,7 @@ def test_monitoring_off_leaves_no_dangling_reference(render, answers: dict) -> N
     assert not (project / ".github/workflows/drift.yml").exists()
     assert not (project / "docs/runbooks/alerts").exists()
     assert not (project / "docs/runbooks/drift.md").exists()
-    assert not list(project.glob("src/*/drift*.py")) and not list(project.glob("src/*/slo_rules.py"))
+    assert not list(project.glob("src/*/monitoring")) and not list(project.glob("src/*/**/slo_rules.py"))
     assert not list(project.glob("tests/test_drift.py")) and not list(project.glob("tests/test_slo_rules.py"))
     assert "drift:" not in (project / "params.yaml").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", (project / "Makefile").read_text(encoding="utf-8"), re.M))

@@ -18,7 +18,7 @@ from conftest import ALLOWED_COMBOS, combo_id, run, tool
 PACKAGE = "customer_churn"
 ANSWER_NAMES = (
     "project_name|project_slug|package_name|description|author_name|author_email|github_org|cost_center|"
-    "python_version|license|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
+    "python_version|license|task|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
     "cloud_region|dvc_remote_url"
 )
 LEFTOVER_ANSWER = re.compile(r"\{\{-?\s*(" + ANSWER_NAMES + r")\b")
@@ -41,14 +41,18 @@ ALWAYS = [
     "Dockerfile",
     ".dockerignore",
     "SECURITY.md",
-    "data/raw/customers.csv",
+    "contract.yaml",
+    "tests/test_domain.py",
     f"src/{PACKAGE}/__init__.py",
     f"src/{PACKAGE}/contract.py",
-    f"src/{PACKAGE}/features.py",
-    f"src/{PACKAGE}/validation.py",
-    f"src/{PACKAGE}/train.py",
-    f"src/{PACKAGE}/evaluate.py",
-    f"src/{PACKAGE}/gate.py",
+    f"src/{PACKAGE}/expressions.py",
+    f"src/{PACKAGE}/scoring/features.py",
+    f"src/{PACKAGE}/scoring/model.py",
+    f"src/{PACKAGE}/stages/validate.py",
+    f"src/{PACKAGE}/stages/features.py",
+    f"src/{PACKAGE}/stages/train.py",
+    f"src/{PACKAGE}/stages/evaluate.py",
+    f"src/{PACKAGE}/stages/gate.py",
     f"src/{PACKAGE}/batch.py",
     f"src/{PACKAGE}/serving/app.py",
     f"src/{PACKAGE}/serving/metrics.py",
@@ -61,14 +65,25 @@ ALWAYS = [
 ]
 
 
+# The shipped sample of each `task` answer (params.yaml `data.raw` points at it).
+SAMPLES = {
+    "binary": "data/raw/customers.csv",
+    "multiclass": "data/raw/customer_plans.csv",
+    "regression": "data/raw/customer_revenue.csv",
+}
+
+
 def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     """(paths that must exist, paths that must not) for one answer set."""
     cloud = answers.get("cloud_provider", "aws")
     serving = answers.get("serving", "container")
     tracking = answers.get("experiment_tracking", "mlflow")
     monitoring = answers.get("monitoring", True)
+    task = answers.get("task", "binary")
     present, absent = set(ALWAYS), set()
 
+    for other, sample in SAMPLES.items():
+        (present if other == task else absent).add(sample)
     for other in ("aws", "gcp", "azure"):
         (present if other == cloud else absent).add(f"infra/terraform/{other}")
     (absent if cloud == "none" else present).update({".github/workflows/infra.yml"})
@@ -76,15 +91,20 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
         absent.add("infra")
     deploys = cloud != "none" and serving != "none"
     (present if deploys else absent).add(".github/workflows/cd.yml")
-    (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/mlflow_tracking.py")
-    monitored = {"monitoring", f"src/{PACKAGE}/drift.py", "docs/runbooks/drift.md"}
+    (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/tracking/mlflow_backend.py")
+    monitored = {"monitoring", f"src/{PACKAGE}/monitoring/drift.py", "docs/runbooks/drift.md"}
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect
     (present if monitoring and cloud != "none" else absent).add(".github/workflows/drift.yml")
     return present, absent
 
 
-RENDERS = [*ALLOWED_COMBOS, {"monitoring": False}]
+RENDERS = [
+    *ALLOWED_COMBOS,
+    {"monitoring": False},
+    {"task": "multiclass"},
+    {"task": "regression", "cloud_provider": "none", "experiment_tracking": "none"},
+]
 
 
 @pytest.mark.parametrize("answers", RENDERS, ids=combo_id)

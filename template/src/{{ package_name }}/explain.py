@@ -1,8 +1,10 @@
-"""Explain one prediction: how much each input moves the churn probability.
+"""Explain one prediction: how much each input moves the model's primary output.
 
-`python -m <package>.explain '<json record>'` (no argument: the first record of the test split). Each input's
-contribution is the change in probability when that input alone is set back to the training set's typical
-value (median number, most frequent category); the model is a black box, so this works for every model type.
+`python -m <package>.explain '<json record>'` (no argument: the first record of the test split). The primary
+output is the score (binary), the probability of the predicted class (multiclass) or the predicted value
+(regression). Each input's contribution is the change in that output when the input alone is set to its value
+in the model's reference record (a typical training row, metadata.json); the model is a black box, so this
+works for every model type and task.
 """
 
 from __future__ import annotations
@@ -13,44 +15,51 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .artifacts import ModelArtifactError, ScoringModel, load_model
-from .contract import FEATURE_COLUMNS
-from .features import records_to_columns
+from .contract import ContractError
+from .metadata import ModelArtifactError
+from .scoring.model import ScoringModel, load_onnx_model
 
 
 def explain(model: ScoringModel, record: dict[str, Any]) -> dict[str, Any]:
-    """Score, reference score and per-input contributions (largest effect first)."""
-    reference = model.metadata["reference_record"]
-    variants = [record] + [{**record, name: reference[name]} for name in FEATURE_COLUMNS]
-    scores = model.score(records_to_columns(variants))
-    score = float(scores[0])
+    """The prediction, the reference prediction and per-input contributions (largest effect first)."""
+    reference = model.metadata.reference_record
+    inputs = list(model.features.contract.input_columns)
+    variants = [record, reference] + [{**record, name: reference[name]} for name in inputs]
+    predictions = model.predict_records(variants)
+    own = predictions.records[0]
+    if model.metadata.task == "multiclass":  # follow the predicted class's probability in every variant
+        label = str(own["predicted_class"])
+        values = [float(row["probabilities"][label]) for row in predictions.records]
+    else:
+        values = predictions.primary
     contributions = [
         {
             "feature": name,
-            "value": record[name],
+            "value": record.get(name),
             "reference": reference[name],
-            "contribution": round(score - float(replaced), 6),
+            "contribution": round(values[0] - replaced, 6),
         }
-        for name, replaced in zip(FEATURE_COLUMNS, scores[1:], strict=True)
+        for name, replaced in zip(inputs, values[2:], strict=True)
     ]
     contributions.sort(key=lambda item: abs(item["contribution"]), reverse=True)
-    reference_score = float(model.score(records_to_columns([reference]))[0])
     return {
         "model_version": model.model_version,
-        "churn_probability": round(score, 6),
-        "predicted_class": int(model.predict(np.array([score]))[0]),
-        "reference_probability": round(reference_score, 6),
+        "task": model.metadata.task,
+        "prediction": own,
+        "explained_value": round(values[0], 6),
+        "reference_value": round(values[1], 6),
         "contributions": contributions,
     }
 
 
-def _first_test_record(path: Path) -> dict[str, Any]:
-    import pandas as pd  # training-side dependency, needed only when no record is given
+def _first_test_record(path: Path, inputs: list[str]) -> dict[str, Any]:
+    import pandas as pd  # batch-side dependency, needed only when no record is given
 
-    row = pd.read_parquet(path, columns=list(FEATURE_COLUMNS)).iloc[0]
-    return {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in FEATURE_COLUMNS}
+    row = pd.read_parquet(path, columns=inputs).iloc[0]
+    return {
+        name: None if pd.isna(row[name]) else (row[name].item() if hasattr(row[name], "item") else row[name])
+        for name in inputs
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-data", type=Path, default=Path("data/processed/test.parquet"))
     args = parser.parse_args(argv)
     try:
-        model = load_model(args.model_dir)
-        record = json.loads(args.record) if args.record else _first_test_record(args.test_data)
+        model = load_onnx_model(args.model_dir)
+        inputs = list(model.features.contract.input_columns)
+        record = json.loads(args.record) if args.record else _first_test_record(args.test_data, inputs)
         if not isinstance(record, dict):
             raise ValueError("the record must be a JSON object")
         explanation = explain(model, record)
-    except (ModelArtifactError, ValueError, KeyError, OSError) as error:
+    except (ModelArtifactError, ContractError, ValueError, KeyError, OSError) as error:
         print(f"cannot explain: {error}", file=sys.stderr)
         return 2
     print(json.dumps(explanation, indent=2))

@@ -1,8 +1,9 @@
 """Write the model card (docs/model-card.md) of the champion: `make model-card`.
 
-The facts come from the artifacts the pipeline wrote, so the card never disagrees with them:
-models/champion/metadata.json (version, provenance, parameters, training ranges), reports/metrics.json (test
-metrics, the baseline, slices) and reports/gate.json (the quality-gate decision). The prose (intended use,
+The facts come from the artifacts the pipeline wrote and the contract, so the card never disagrees with them:
+models/champion/metadata.json (version, task, provenance, parameters, training ranges, imputation),
+contract.yaml (what each input means and accepts), reports/metrics.json (test metrics, the baseline, slices)
+and reports/gate.json (the quality-gate decision). The prose (intended use,
 limitations, ethical considerations) is the team's: edit docs/model-card.template.md, whose `$name`
 placeholders this module fills in (write `$$` for a literal dollar sign).
 """
@@ -17,7 +18,25 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-METRIC_ORDER = ("roc_auc", "brier", "f1", "precision", "recall", "positive_rate", "predicted_positive_rate")
+from .contract import Contract, ContractError, load_contract
+from .metadata import ModelArtifactError, ModelMetadata, read_metadata
+
+METRIC_ORDER = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "f1",
+    "precision",
+    "recall",
+    "positive_rate",
+    "predicted_positive_rate",
+    "macro_f1",
+    "accuracy",
+    "rmse",
+    "mae",
+    "r2",
+)
 
 
 class ModelCardError(RuntimeError):
@@ -46,7 +65,7 @@ def _metric_names(*metric_sets: Mapping[str, Any]) -> list[str]:
 def metrics_table(model: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
     names = _metric_names(model, baseline)
     return markdown_table(
-        ["metric", "model", f"baseline ({baseline.get('feature', 'n/a')})"],
+        ["metric", "model", f"baseline ({baseline.get('description', 'n/a')})"],
         [[name, model.get(name, "n/a"), baseline.get(name, "n/a")] for name in names],
     )
 
@@ -64,18 +83,22 @@ def slices_table(slices: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     return markdown_table(["slice", "rows", *names], rows)
 
 
-def inputs_table(metadata: Mapping[str, Any]) -> str:
-    fields = metadata["input_schema"]["fields"]
-    ranges = metadata.get("training_ranges", {})
+def inputs_table(metadata: ModelMetadata, contract: Contract) -> str:
     rows = []
-    for name in metadata["input_schema"]["feature_columns"]:
-        spec = fields[name]
-        if "categories" in spec:
-            accepted, seen = ", ".join(spec["categories"]), "all categories"
+    for name, column in contract.columns.items():
+        if column.dtype == "category":
+            accepted, seen = ", ".join(column.categories), "all categories"
         else:
-            accepted = f"{spec['minimum']} .. {spec['maximum']}"
-            seen = f"{ranges[name]['min']} .. {ranges[name]['max']}" if name in ranges else "n/a"
-        rows.append([name, spec["dtype"], accepted, seen, spec.get("description", "")])
+            low = "-inf" if column.minimum is None else column.minimum
+            high = "inf" if column.maximum is None else column.maximum
+            accepted = f"{low} .. {high}"
+            ranges = metadata.training_ranges.get(name)
+            seen = f"{ranges[0]} .. {ranges[1]}" if ranges else "n/a"
+        if column.nullable:
+            filled = metadata.imputation.get(name)
+            how = f"filled with {filled}" if filled is not None else "own category"
+            accepted += f"; missing allowed ({how})"
+        rows.append([name, column.dtype, accepted, seen, column.description])
     return markdown_table(["input", "type", "contract accepts", "seen in training", "meaning"], rows)
 
 
@@ -88,23 +111,30 @@ def gate_table(gate: Mapping[str, Any]) -> str:
 
 
 def card_values(
-    metadata: Mapping[str, Any], metrics: Mapping[str, Any], gate: Mapping[str, Any]
+    metadata: ModelMetadata, contract: Contract, metrics: Mapping[str, Any], gate: Mapping[str, Any]
 ) -> dict[str, str]:
-    model_params = metadata.get("params", {}).get("model", {})
-    model_metrics = metrics.get("model", metadata.get("metrics", {}))
+    model_params = metadata.params.get("model", {})
+    model_metrics = metrics.get("model", metadata.metrics)
+    shares = ", ".join(
+        f"{bucket} {share:.1%}" for bucket, share in metadata.monitoring.expected_shares.items()
+    )
     return {
-        "model_version": str(metadata["model_version"]),
-        "trained_at": str(metadata.get("trained_at", "n/a")),
-        "git_sha": str(metadata.get("git_sha", "n/a")),
-        "data_hash": str(metadata.get("data_hash", "n/a")),
-        "training_rows": str(metadata.get("training_rows", "n/a")),
+        "model_version": metadata.model_version,
+        "task": metadata.task,
+        "target": metadata.target,
+        "target_description": contract.target.description or metadata.target,
+        "classes": ", ".join(str(label) for label in metadata.classes) or "n/a (regression)",
+        "trained_at": metadata.trained_at,
+        "git_sha": metadata.git_sha,
+        "data_hash": metadata.data_hash,
+        "training_rows": str(metadata.training_rows),
         "test_rows": str(metrics.get("test_rows", "n/a")),
         "model_type": str(model_params.get("type", "n/a")),
-        "threshold": str(metadata.get("threshold", "n/a")),
-        "predicted_positive_rate": _cell(model_metrics.get("predicted_positive_rate", "n/a")),
+        "threshold": str(metadata.threshold if metadata.threshold is not None else "n/a"),
+        "prediction_shares": shares,
         "metrics_table": metrics_table(model_metrics, metrics.get("baseline", {})),
         "slices_table": slices_table(metrics.get("slices", {})),
-        "inputs_table": inputs_table(metadata),
+        "inputs_table": inputs_table(metadata, contract),
         "gate_table": gate_table(gate),
     }
 
@@ -117,10 +147,10 @@ def _read_json(path: Path, required: bool) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _champion_report(path: Path, metadata: Mapping[str, Any], version_key: str) -> dict[str, Any]:
+def _champion_report(path: Path, metadata: ModelMetadata, version_key: str) -> dict[str, Any]:
     """A report of the champion, or {} when it is missing or belongs to another (e.g. a rejected) model."""
     report = _read_json(path, required=False)
-    if report and report.get(version_key) != metadata["model_version"]:
+    if report and report.get(version_key) != metadata.model_version:
         print(
             f"model-card: {path} describes {report.get(version_key)}, not the champion: left out",
             file=sys.stderr,
@@ -146,16 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        metadata = _read_json(args.model_dir / "metadata.json", required=True)
+        metadata = read_metadata(args.model_dir)
+        contract = load_contract()
         metrics = _champion_report(args.reports_dir / "metrics.json", metadata, version_key="model_version")
         gate = _champion_report(args.reports_dir / "gate.json", metadata, version_key="candidate_version")
-        card = render_card(args.template.read_text(encoding="utf-8"), card_values(metadata, metrics, gate))
-    except (ModelCardError, OSError, ValueError) as error:
+        card = render_card(
+            args.template.read_text(encoding="utf-8"), card_values(metadata, contract, metrics, gate)
+        )
+    except (ModelCardError, ModelArtifactError, ContractError, OSError, ValueError) as error:
         print(f"model-card: {error}", file=sys.stderr)
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(card, encoding="utf-8")
-    print(f"wrote {args.output} for model {metadata['model_version']}")
+    print(f"wrote {args.output} for model {metadata.model_version}")
     return 0
 
 

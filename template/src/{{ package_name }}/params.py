@@ -1,4 +1,4 @@
-"""Typed access to params.yaml, the single place where the pipeline is configured."""
+"""Typed access to params.yaml, the one place where the pipeline is configured (its values are the team's)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any, Literal
 import yaml
 
 DEFAULT_PATH = Path("params.yaml")
-MODEL_TYPES = ("logistic_regression", "hist_gradient_boosting")
-SPLIT_STRATEGIES = ("time", "stratified")
+MODEL_TYPES = ("linear", "hist_gradient_boosting")
+SPLIT_STRATEGIES = ("auto", "time", "stratified", "random")
 TRACKING_BACKENDS = ("mlflow", "none")
+AUTO = "auto"
 
 
 class ParamsError(ValueError):
@@ -20,32 +21,42 @@ class ParamsError(ValueError):
 
 @dataclass(frozen=True)
 class SplitParams:
-    strategy: Literal["time", "stratified"]
+    strategy: Literal["auto", "time", "stratified", "random"]
     test_size: float
     seed: int
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    type: Literal["logistic_regression", "hist_gradient_boosting"]
+    type: Literal["linear", "hist_gradient_boosting"]
     seed: int
-    threshold: float
+    threshold: float  # binary tasks: the score from which the positive class is predicted
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    slice_by: str
-    baseline_feature: str
+    slice_by: (
+        tuple[str, ...] | None
+    )  # None: every categorical input with at most MAX_AUTO_SLICE_VALUES values
+    baseline_feature: str | None  # None: the best single feature on the train split (binary tasks)
     permutation_repeats: int
 
 
 @dataclass(frozen=True)
+class Bound:
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
 class GateParams:
-    min_roc_auc: float
-    max_brier: float
-    min_improvement_over_baseline: float
-    max_regression_vs_champion: float
+    """The gate of one task (params.yaml has a section per task; the contract's task picks one)."""
+
+    metric: str  # compared with the baseline and the champion
+    min_improvement_over_baseline: float  # share of the baseline's error the model must remove (0..1)
+    max_regression_vs_champion: float  # in units of `metric`
+    thresholds: dict[str, Bound]
 
 
 @dataclass(frozen=True)
@@ -61,9 +72,15 @@ class Params:
     split: SplitParams
     model: ModelParams
     evaluate: EvaluateParams
-    gate: GateParams
+    gates: dict[str, GateParams]
     tracking: TrackingParams
     raw: dict[str, Any]
+
+    def gate(self, task: str) -> GateParams:
+        """The gate section of `task` (binary, multiclass or regression)."""
+        if task not in self.gates:
+            raise ParamsError(f"params.yaml has no gate.{task} section, but the contract's task is {task}")
+        return self.gates[task]
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str) -> Any:
@@ -72,36 +89,79 @@ def _choice(value: Any, allowed: tuple[str, ...], key: str) -> Any:
     return value
 
 
+def _fraction(value: Any, key: str) -> float:
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise ParamsError(f"{key} must be between 0 and 1, not {number}")
+    return number
+
+
+def _slice_by(value: Any) -> tuple[str, ...] | None:
+    if value == AUTO:
+        return None
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ParamsError("evaluate.slice_by must be `auto` or a list of input column names")
+    return tuple(value)
+
+
+def _thresholds(value: Any) -> dict[str, Bound]:
+    if not isinstance(value, dict):
+        raise ParamsError("gate.thresholds must map metric names to {min: ...} and/or {max: ...}")
+    bounds = {}
+    for metric, bound in value.items():
+        if not isinstance(bound, dict) or not set(bound) <= {"min", "max"} or not bound:
+            raise ParamsError(f"gate.thresholds.{metric} must be {{min: <number>}} and/or {{max: <number>}}")
+        bounds[str(metric)] = Bound(
+            None if bound.get("min") is None else float(bound["min"]),
+            None if bound.get("max") is None else float(bound["max"]),
+        )
+    return bounds
+
+
+def _gate(task: str, section: Any) -> GateParams:
+    if not isinstance(section, dict):
+        raise ParamsError(f"gate.{task} must be a mapping with metric, thresholds and the two limits")
+    improvement = float(section["min_improvement_over_baseline"])
+    if not 0.0 <= improvement <= 1.0:
+        raise ParamsError(
+            f"gate.{task}.min_improvement_over_baseline must be between 0 and 1, not {improvement}"
+        )
+    return GateParams(
+        metric=str(section["metric"]),
+        min_improvement_over_baseline=improvement,
+        max_regression_vs_champion=float(section["max_regression_vs_champion"]),
+        thresholds=_thresholds(section.get("thresholds") or {}),
+    )
+
+
 def parse_params(raw: dict[str, Any]) -> Params:
     """Check and type a params.yaml mapping; raise ParamsError naming the bad key."""
     try:
         model = raw["model"]
         model_type = _choice(model["type"], MODEL_TYPES, "model.type")
-        test_size = float(raw["split"]["test_size"])
-        if not 0.0 < test_size < 1.0:
-            raise ParamsError(f"split.test_size must be between 0 and 1, not {test_size}")
-        threshold = float(model["threshold"])
-        if not 0.0 < threshold < 1.0:
-            raise ParamsError(f"model.threshold must be between 0 and 1, not {threshold}")
+        evaluate, gate = raw["evaluate"], raw["gate"]
+        baseline = evaluate.get("baseline_feature", AUTO)
         return Params(
             raw_data=Path(raw["data"]["raw"]),
             split=SplitParams(
                 strategy=_choice(raw["split"]["strategy"], SPLIT_STRATEGIES, "split.strategy"),
-                test_size=test_size,
+                test_size=_fraction(raw["split"]["test_size"], "split.test_size"),
                 seed=int(raw["split"]["seed"]),
             ),
             model=ModelParams(
                 type=model_type,
                 seed=int(model["seed"]),
-                threshold=threshold,
+                threshold=_fraction(model.get("threshold", 0.5), "model.threshold"),
                 hyperparameters=dict(model.get(model_type) or {}),
             ),
             evaluate=EvaluateParams(
-                slice_by=str(raw["evaluate"]["slice_by"]),
-                baseline_feature=str(raw["evaluate"]["baseline_feature"]),
-                permutation_repeats=int(raw["evaluate"]["permutation_repeats"]),
+                slice_by=_slice_by(evaluate.get("slice_by", AUTO)),
+                baseline_feature=None if baseline in (AUTO, None) else str(baseline),
+                permutation_repeats=int(evaluate["permutation_repeats"]),
             ),
-            gate=GateParams(**{key: float(value) for key, value in raw["gate"].items()}),
+            gates={str(task): _gate(task, section) for task, section in gate.items()},
             tracking=TrackingParams(
                 backend=_choice(raw["tracking"]["backend"], TRACKING_BACKENDS, "tracking.backend"),
                 experiment=str(raw["tracking"]["experiment"]),
@@ -111,7 +171,9 @@ def parse_params(raw: dict[str, Any]) -> Params:
         )
     except KeyError as error:
         raise ParamsError(f"params.yaml is missing the key {error.args[0]!r}") from None
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ParamsError):
+            raise
         raise ParamsError(f"params.yaml has an unexpected key or value: {error}") from None
 
 

@@ -1,8 +1,9 @@
 """The FastAPI application: health, readiness, prediction, metrics and version routes (+ SageMaker aliases).
 
 The prediction route reads the raw body and validates it with the contract-generated pydantic models itself:
-one JSON parse, no per-request DataFrame, records -> features.build_matrix -> predict_proba. Every invalid
-request gets a 4xx with the reason; only a fault of the service itself can produce a 5xx.
+one JSON parse, no per-request DataFrame, records -> the feature matrix -> the ONNX model -> the task's
+prediction. Every invalid request gets a 4xx with the reason; only a fault of the service itself can produce
+a 5xx.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..artifacts import ModelArtifactError
+from ..contract import load_contract
+from ..metadata import ModelArtifactError
+from ..scoring.example import example_record
 from . import metrics
 from .inference_log import InferenceLog
 from .middleware import RequestContextMiddleware
 from .predictor import Predictor
-from .schemas import (
-    BatchPredictionResponse,
-    PredictionResponse,
-    RequestParser,
-    VersionResponse,
-    request_body_openapi,
-)
+from .schemas import RequestParser, VersionResponse, contract_example, response_models
 from .scorer import CoalescingScorer
 from .settings import Settings
 
@@ -58,14 +55,19 @@ class ServiceState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.parser = RequestParser(settings.max_batch_size)
+        self.contract = load_contract()
+        try:
+            example = example_record(settings.model_dir)
+        except (OSError, KeyError, ValueError):  # no model yet: an example from the contract's ranges
+            example = contract_example(self.contract)
+        self.parser = RequestParser(self.contract, settings.max_batch_size, example)
         self.predictor: Predictor | None = None
         self.inference_log: InferenceLog | None = None
         self.scorer: CoalescingScorer | None = None
 
     def load(self) -> None:
         try:
-            self.predictor = Predictor.load(self.settings.model_dir)
+            self.predictor = Predictor.load(self.settings.model_dir, self.contract)
         except ModelArtifactError as error:
             # Stay up (liveness OK) but not ready: the orchestrator keeps traffic away and the logs say why.
             logger.error(
@@ -76,7 +78,7 @@ class ServiceState:
             logger.exception("the model failed to load: /ready answers 503")
             return
         metadata = self.predictor.metadata
-        metrics.set_model(metadata.model_version, metadata.git_sha)
+        metrics.set_model(metadata)
         self.inference_log = InferenceLog(
             self.settings.inference_log_dir, self.settings.inference_log_sample_rate, metadata.model_version
         )
@@ -148,15 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         model_version = scorer.predictor.metadata.model_version
         if is_batch:
-            predictions = [
-                {"score": score, "predicted_class": label}
-                for score, label in zip(result.scores, result.classes, strict=True)
-            ]
-            return _json(200, {"predictions": predictions, "model_version": model_version})
-        return _json(
-            200,
-            {"score": result.scores[0], "predicted_class": result.classes[0], "model_version": model_version},
-        )
+            return _json(200, {"predictions": result.records, "model_version": model_version})
+        return _json(200, {**result.records[0], "model_version": model_version})
 
     async def prometheus_metrics() -> Response:
         """Prometheus exposition of the service's metrics."""
@@ -175,13 +170,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "model_version": metadata.model_version,
                 "git_sha": metadata.git_sha,
                 "trained_at": metadata.trained_at,
+                "task": metadata.task,
                 "service_version": __version__,
             },
         )
 
-    predict_body = {"requestBody": request_body_openapi(state.settings.max_batch_size)}
+    predict_body = {"requestBody": state.parser.request_body_openapi()}
+    single_response, batch_response = response_models(state.contract)
     predict_responses: dict[int | str, dict[str, Any]] = {
-        200: {"model": PredictionResponse | BatchPredictionResponse},
+        200: {"model": single_response | batch_response},
         400: {"description": "The body is not valid JSON."},
         413: {"description": "The body is larger than MAX_REQUEST_BYTES."},
         415: {"description": "The Content-Type is not application/json."},

@@ -1,6 +1,7 @@
 """Call a running service: `python -m <package>.serving.client [--url URL] [--check PATH]`.
 
-By default it posts the example record to /predict and prints the response (`make predict`). With
+By default it posts the example record (the reference record of the model in $MODEL_DIR, else models/champion)
+to /predict and prints the response (`make predict`). With
 `--check /health` it only exits 0 when GET /health answers 200 (the container's HEALTHCHECK). Stdlib only,
 so it starts fast.
 """
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .example import example_record
+from ..scoring.example import example_record
 
 TIMEOUT_SECONDS = 5.0
 

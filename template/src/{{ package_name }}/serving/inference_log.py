@@ -1,9 +1,10 @@
 """A sample of scored records as JSON lines, the input of drift detection.
 
 One file per day and process, $INFERENCE_LOG_DIR/inference-YYYYMMDD-<pid>.jsonl, with one object per sampled
-record: {"ts", "model_version", "features" (the model inputs only: requests cannot carry ids), "score",
-"predicted_class"}. Writes are buffered and flushed at most once a second and at shutdown, so logging costs a
-request almost nothing; a failure to write is logged and never fails the request.
+record: {"ts", "model_version", "features" (the model inputs only: requests cannot carry ids), "prediction"
+(the prediction as /predict returns it: scoring/outputs.py), "bucket" (its monitoring bucket)}. Writes are
+buffered and flushed at most once a second and at shutdown, so logging costs a request almost nothing; a
+failure to write is logged and never fails the request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from ..scoring.outputs import Predictions
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +45,7 @@ class InferenceLog:
     def enabled(self) -> bool:
         return self.sample_rate > 0.0
 
-    def record(
-        self, records: Sequence[Mapping[str, Any]], scores: Sequence[float], classes: Sequence[int]
-    ) -> None:
+    def record(self, records: Sequence[Mapping[str, Any]], predictions: Predictions) -> None:
         """Append the sampled share of the scored records. Never raises."""
         if not self.enabled:
             return
@@ -59,8 +60,8 @@ class InferenceLog:
                     "ts": ts,
                     "model_version": self.model_version,
                     "features": dict(records[i]),
-                    "score": scores[i],
-                    "predicted_class": classes[i],
+                    "prediction": predictions.records[i],
+                    "bucket": predictions.buckets[i],
                 }
             )
             + "\n"

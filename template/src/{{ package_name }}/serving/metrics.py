@@ -8,11 +8,13 @@ returns the totals of all of them (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +26,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from ..metadata import ModelMetadata
+from ..scoring.outputs import Predictions
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -38,16 +43,41 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-PREDICTIONS = Counter("model_predictions_total", "Scored records by predicted class.", ["predicted_class"])
+PREDICTIONS = Counter(
+    "model_predictions_total",
+    "Scored records by monitoring bucket: the predicted class, or the decile q0..q9 of the test-split "
+    "predictions (regression).",
+    ["bucket"],
+)
+EXPECTED_SHARE = Gauge(
+    "model_expected_prediction_share",
+    "Share of each bucket among the served model's predictions on its test split (from training).",
+    ["bucket"],
+    multiprocess_mode="mostrecent",
+)
 PREDICTION_SCORE = Histogram(
     "model_prediction_score",
-    "Predicted probability of the positive class.",
+    "binary: probability of the positive class; multiclass: probability of the predicted class; regression: "
+    "the prediction's position among the test-split predictions (0 lowest, 1 highest).",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+EXPECTED_SCORE_MEDIAN = Gauge(
+    "model_expected_prediction_score_median",
+    "Median of model_prediction_score on the served model's test split (from training).",
+    multiprocess_mode="mostrecent",
 )
 INPUT_OUT_OF_RANGE = Counter(
     "model_input_out_of_range_total",
     "Numeric inputs outside the range seen in training (a sign of drift or of an upstream bug).",
     ["feature"],
+)
+INPUT_MISSING = Counter(
+    "model_input_missing_total",
+    "Inputs sent as null or left out (nullable inputs only: others are refused).",
+    ["feature"],
+)
+SCORED_RECORDS = Counter(
+    "model_scored_records_total", "Records scored (the denominator of the input ratios)."
 )
 MODEL_INFO = Gauge(
     "model_info",
@@ -65,23 +95,38 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     HTTP_REQUEST_DURATION.labels(method, route).observe(seconds)
 
 
-def observe_predictions(scores: Sequence[float], classes: Sequence[int]) -> None:
-    observe_all(PREDICTION_SCORE, scores)
-    positives = sum(classes)
-    if positives:
-        PREDICTIONS.labels("1").inc(positives)
-    if positives < len(classes):
-        PREDICTIONS.labels("0").inc(len(classes) - positives)
+def observe_predictions(predictions: Predictions) -> None:
+    observe_all(PREDICTION_SCORE, score_positions(predictions))
+    for bucket, count in collections.Counter(predictions.buckets).items():
+        PREDICTIONS.labels(bucket).inc(count)
 
 
-def observe_out_of_range(
-    columns: Mapping[str, Sequence[float]], training_ranges: Mapping[str, tuple[float, float]]
+def score_positions(predictions: Predictions) -> list[float]:
+    """The values of model_prediction_score: the primary value, or (regression) the decile position."""
+    if predictions.task != "regression":
+        return predictions.primary
+    return [(int(bucket[1:]) + 0.5) / 10 for bucket in predictions.buckets]
+
+
+def observe_inputs(
+    records: Sequence[Mapping[str, Any]], training_ranges: Mapping[str, Sequence[float]]
 ) -> None:
-    """Count numeric inputs outside the [min, max] seen in training, per feature."""
-    for feature, (low, high) in training_ranges.items():
-        outside = sum(1 for value in columns[feature] if value < low or value > high)
-        if outside:
-            INPUT_OUT_OF_RANGE.labels(feature).inc(outside)
+    """Count missing inputs, and numeric inputs outside the [min, max] seen in training, per feature."""
+    SCORED_RECORDS.inc(len(records))
+    outside: dict[str, int] = {}
+    missing: dict[str, int] = {}
+    for record in records:
+        for feature, value in record.items():
+            if value is None:
+                missing[feature] = missing.get(feature, 0) + 1
+            elif feature in training_ranges:
+                low, high = training_ranges[feature]
+                if value < low or value > high:
+                    outside[feature] = outside.get(feature, 0) + 1
+    for feature, count in outside.items():
+        INPUT_OUT_OF_RANGE.labels(feature).inc(count)
+    for feature, count in missing.items():
+        INPUT_MISSING.labels(feature).inc(count)
 
 
 def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
@@ -103,8 +148,13 @@ def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
         histogram._sum.inc(math.fsum(values))
 
 
-def set_model(model_version: str, git_sha: str) -> None:
-    MODEL_INFO.labels(model_version, git_sha).set(1)
+def set_model(metadata: ModelMetadata) -> None:
+    """Publish the served model and the baselines its predictions are compared with (for the alert rules)."""
+    MODEL_INFO.labels(metadata.model_version, metadata.git_sha).set(1)
+    for bucket, share in metadata.monitoring.expected_shares.items():
+        EXPECTED_SHARE.labels(bucket).set(share)
+    median = metadata.monitoring.median if metadata.task != "regression" else 0.5
+    EXPECTED_SCORE_MEDIAN.set(median)
 
 
 def exposition(trained_at: float | None) -> tuple[bytes, str]:

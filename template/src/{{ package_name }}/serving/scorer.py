@@ -1,12 +1,12 @@
 """Scoring of concurrent requests in one model call (adaptive micro-batching).
 
-A scikit-learn `predict_proba` call costs far more in fixed overhead (input checks, pipeline steps) than per
-row: scoring 16 one-record requests one by one takes ~16x the time of scoring one 16-row matrix. So each
-request queues its validated records and awaits its share of the scores. The first request of an event-loop
-iteration schedules one flush after the requests already received in that iteration, which scores them all at
-once. Under light load a flush holds one request and adds no waiting; under heavy load batches grow with
-concurrency and throughput grows with them. Rows are scored independently, so results do not depend on the
-batching beyond floating-point rounding.
+A model call costs far more in fixed overhead (building the matrix, the ONNX session run) than per row:
+scoring 16 one-record requests one by one takes many times the time of scoring one 16-row matrix. So each
+request queues its validated records and awaits its share of the predictions. The first request of an
+event-loop iteration schedules one flush after the requests already received in that iteration, which
+scores them all at once. Under light load a flush holds one request and adds no waiting; under heavy load
+batches grow with concurrency and throughput grows with them. Rows are scored independently, so results do
+not depend on the batching beyond floating-point rounding.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..features import records_to_columns
+from ..scoring.outputs import Predictions
 from . import metrics
 from .inference_log import InferenceLog
-from .predictor import Predictor, Scores
+from .predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Pending:
     records: Sequence[dict[str, Any]]
-    future: asyncio.Future[Scores]
+    future: asyncio.Future[Predictions]
 
 
 class CoalescingScorer:
@@ -39,10 +39,10 @@ class CoalescingScorer:
         self.inference_log = inference_log
         self._pending: list[_Pending] = []
 
-    async def score(self, records: Sequence[dict[str, Any]]) -> Scores:
-        """Scores of `records` (validated model inputs), computed together with concurrent requests' ones."""
+    async def score(self, records: Sequence[dict[str, Any]]) -> Predictions:
+        """Predictions of `records` (validated model inputs), scored with those of concurrent requests."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Scores] = loop.create_future()
+        future: asyncio.Future[Predictions] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append(_Pending(records, future))
@@ -52,8 +52,7 @@ class CoalescingScorer:
         pending, self._pending = self._pending, []
         records = [record for item in pending for record in item.records]
         try:
-            columns = records_to_columns(records)
-            result = self.predictor.score_columns(columns)
+            result = self.predictor.predict_records(records)
         except Exception as error:  # a model fault: each request of the batch gets a 500, the log the cause
             for item in pending:
                 if not item.future.done():
@@ -63,12 +62,12 @@ class CoalescingScorer:
         for item in pending:
             end = start + len(item.records)
             if not item.future.done():  # done: the client went away and the request was cancelled
-                item.future.set_result(Scores(result.scores[start:end], result.classes[start:end]))
+                item.future.set_result(result.rows(start, end))
             start = end
         try:  # bookkeeping after the answers: a failure here must not leave a request waiting
-            metrics.observe_predictions(result.scores, result.classes)
-            metrics.observe_out_of_range(columns, self.predictor.metadata.training_ranges)
+            metrics.observe_predictions(result)
+            metrics.observe_inputs(records, self.predictor.metadata.training_ranges)
             if self.inference_log is not None:
-                self.inference_log.record(records, result.scores, result.classes)
+                self.inference_log.record(records, result)
         except Exception:
             logger.exception("recording the predictions failed; the responses are not affected")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class RuleFailure:
@@ -41,3 +43,24 @@ class QualityReport:
             rows = failure.row_ids or [str(index) for index in failure.row_indices]
             lines.append(f"  - {where}{failure.rule} ({failure.count} rows, e.g. {', '.join(rows[:5])})")
         return "\n".join(lines)
+
+
+MAX_LISTED_ROWS = 50  # per rule in a report; `count` always has the full number
+
+
+def failure_of(
+    frame: pd.DataFrame, column: str, rule: str, bad: pd.Series, ids: pd.Series | None
+) -> RuleFailure | None:
+    """The RuleFailure of the rows where `bad` is true (None when there are none)."""
+    indices = [int(i) for i in bad[bad.fillna(False).astype(bool)].index]
+    if not indices:
+        return None
+    listed = indices[:MAX_LISTED_ROWS]
+    return RuleFailure(
+        rule=rule,
+        column=column,
+        count=len(indices),
+        row_indices=listed,
+        row_ids=[str(ids.iloc[i]) for i in listed] if ids is not None else [],
+        examples=[str(value) for value in frame[column].iloc[listed[:5]]],
+    )

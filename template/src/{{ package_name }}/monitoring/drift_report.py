@@ -1,6 +1,7 @@
 """The drift report files: reports/drift.json (for machines) and reports/drift.html (a self-contained page).
 
-The HTML page embeds its distribution plot as a base64 PNG, so it can be attached to a CI run or an issue.
+The HTML page embeds its distribution plot as a base64 PNG, so it can be attached to a CI run or an issue: one
+panel per input (reference vs current) and one for the predictions (expected vs current bucket shares).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .contract import NUMERIC
-
 if TYPE_CHECKING:
     from .drift import DriftReport, FeatureDrift
 
@@ -32,7 +31,8 @@ def write_reports(
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = output_dir / "drift.json", output_dir / "drift.html"
     json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    plot = distribution_plot_png(report.features, reference, current) if report.features else None
+    checks = report.checks
+    plot = distribution_plot_png(checks, reference, current) if checks else None
     html_path.write_text(render_html(report, plot), encoding="utf-8")
     return json_path, html_path
 
@@ -40,17 +40,26 @@ def write_reports(
 def distribution_plot_png(
     features: list[FeatureDrift], reference: pd.DataFrame, current: pd.DataFrame
 ) -> bytes:
-    """One panel per feature: reference vs current densities (numeric) or category shares (categorical)."""
+    """One panel per check: reference vs current densities (numeric) or shares (categories, buckets)."""
     rows = math.ceil(len(features) / PLOT_COLUMNS)
     figure = Figure(figsize=(4.2 * PLOT_COLUMNS, 3.2 * rows), layout="constrained")
     axes = figure.subplots(rows, PLOT_COLUMNS, squeeze=False).ravel()
     for axis, item in zip(axes, features, strict=False):
-        if item.feature in NUMERIC:
+        reference_label = "expected" if item.kind == "prediction" else "reference"
+        if item.kind == "numeric":
             ref = reference[item.feature].dropna().to_numpy(float)
             cur = current[item.feature].dropna().to_numpy(float)
-            edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
-            axis.hist(ref, bins=edges, density=True, alpha=0.55, color=_REFERENCE_COLOR, label="reference")
-            axis.hist(cur, bins=edges, density=True, alpha=0.55, color=_CURRENT_COLOR, label="current")
+            values = np.concatenate([ref, cur])
+            if values.size:
+                edges = np.histogram_bin_edges(values, bins=30)
+                if ref.size:
+                    axis.hist(
+                        ref, bins=edges, density=True, alpha=0.55, color=_REFERENCE_COLOR, label="reference"
+                    )
+                if cur.size:
+                    axis.hist(
+                        cur, bins=edges, density=True, alpha=0.55, color=_CURRENT_COLOR, label="current"
+                    )
         else:
             categories = list(item.reference_summary)
             positions = np.arange(len(categories))
@@ -59,23 +68,25 @@ def distribution_plot_png(
                 [item.reference_summary[c] for c in categories],
                 0.4,
                 color=_REFERENCE_COLOR,
-                label="reference",
+                label=reference_label,
             )
             axis.bar(
                 positions + 0.2,
-                [item.current_summary[c] for c in categories],
+                [item.current_summary.get(c, 0.0) for c in categories],
                 0.4,
                 color=_CURRENT_COLOR,
                 label="current",
             )
             axis.set_xticks(positions, categories, rotation=20, fontsize=8)
         verdict = "DRIFT" if item.drifted else "ok"
+        title = "predictions (buckets)" if item.kind == "prediction" else item.feature
         axis.set_title(
-            f"{item.feature}: PSI {item.psi:.3f} ({verdict})",
+            f"{title}: PSI {item.psi:.3f} ({verdict})",
             fontsize=10,
             color="#c0392b" if item.drifted else "black",
         )
-        axis.legend(fontsize=7)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
     for axis in axes[len(features) :]:
         axis.set_visible(False)
     buffer = io.BytesIO()
@@ -84,12 +95,20 @@ def distribution_plot_png(
 
 
 def render_html(report: DriftReport, plot_png: bytes | None) -> str:
-    rows = "\n".join(_feature_row(item) for item in report.features)
+    rows = "\n".join(_feature_row(item) for item in report.checks)
     table = (
         "<table><thead><tr><th>feature</th><th>kind</th><th>PSI</th><th>test</th><th>statistic</th>"
-        f"<th>p-value</th><th>drift</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-        if report.features
+        "<th>p-value</th><th>missing (reference / current)</th><th>drift</th></tr></thead>"
+        f"<tbody>\n{rows}\n</tbody></table>"
+        if report.checks
         else ""
+    )
+    prediction = report.prediction
+    predictions = (
+        f"<p>Predictions: {escape(prediction.note)} against the bucket shares of the model's test split"
+        f"{' (drift)' if prediction.drifted else ''}.</p>"
+        if prediction.checked
+        else f"<p>Predictions not checked: {escape(prediction.note)}.</p>"
     )
     image = (
         f'<img alt="reference vs current distributions" src="data:image/png;base64,'
@@ -121,7 +140,9 @@ tr.drift td {{ background: #fdecea; }}
 <p>Reference: {escape(str(report.reference["path"]))} ({report.reference["records"]} records).
 Current: {escape(str(report.current["path"]))} ({report.current["records"]} records).
 Generated {escape(report.generated_at)}. Thresholds: {thresholds}.
-A feature drifts when its PSI reaches the threshold and its test's p-value is below the threshold.</p>
+An input (or the prediction mix) drifts when its PSI reaches the threshold and a test's p-value is below the
+threshold; a missing value counts as a category, or as one more bin for a numeric input.</p>
+{predictions}
 {table}
 {image}
 </body>
@@ -131,8 +152,13 @@ A feature drifts when its PSI reaches the threshold and its test's p-value is be
 
 def _feature_row(item: FeatureDrift) -> str:
     css = ' class="drift"' if item.drifted else ""
+    missing = (
+        f"{item.missing_share['reference']:.1%} / {item.missing_share['current']:.1%}"
+        if item.missing_share
+        else "-"
+    )
     return (
         f"<tr{css}><td>{escape(item.feature)}</td><td>{item.kind}</td><td>{item.psi:.4f}</td><td>{item.test}</td>"
-        f"<td>{item.statistic:.4f}</td><td>{item.p_value:.3g}</td>"
+        f"<td>{item.statistic:.4f}</td><td>{item.p_value:.3g}</td><td>{missing}</td>"
         f"<td>{'yes' if item.drifted else 'no'}</td></tr>"
     )

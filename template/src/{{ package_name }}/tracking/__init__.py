@@ -1,7 +1,7 @@
 """Experiment tracking behind one small interface, chosen by `tracking.backend` in params.yaml.
 
 `none` records nothing beyond the files the pipeline writes anyway (models/metadata.json, reports/,
-models/registry.json). `mlflow` loads mlflow_tracking.py, the only module that imports mlflow.
+models/registry.json). `mlflow` loads tracking/mlflow_backend.py, the only module that imports mlflow.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from .params import TrackingParams
+from ..metadata import ModelMetadata
+from ..params import TrackingParams
 
 
 class Tracker(Protocol):
     def log_training(
-        self, params: Mapping[str, Any], metadata: Mapping[str, Any], estimator: Any
+        self, params: Mapping[str, Any], metadata: ModelMetadata, estimator: Any
     ) -> dict[str, str]:
         """Record a trained model; return what later stages need to find the run again (kept in metadata)."""
         ...
@@ -33,7 +34,7 @@ class NullTracker:
     """Tracks nothing: the pipeline's own files are the record."""
 
     def log_training(
-        self, params: Mapping[str, Any], metadata: Mapping[str, Any], estimator: Any
+        self, params: Mapping[str, Any], metadata: ModelMetadata, estimator: Any
     ) -> dict[str, str]:
         return {"backend": "none"}
 
@@ -49,7 +50,7 @@ def get_tracker(params: TrackingParams) -> Tracker:
         return NullTracker()
     try:
         # Imported here so that mlflow is loaded only when it is the configured backend.
-        from .mlflow_tracking import MlflowTracker
+        from .mlflow_backend import MlflowTracker
     except ImportError as error:
         raise RuntimeError(
             "tracking.backend is mlflow but mlflow is not available: install the train group (make setup)"

@@ -1,4 +1,4 @@
-"""MLflow backend of tracking.Tracker: the only module of the project that imports mlflow.
+"""MLflow backend of tracking.Tracker: the only module of the project that imports mlflow (lint-imports).
 
 The tracking store is MLFLOW_TRACKING_URI when set (a team server), else sqlite:///mlruns.db in the project
 (browse it with `uv run mlflow ui --backend-store-uri sqlite:///mlruns.db`). Each training run logs its
@@ -9,6 +9,7 @@ params, metrics, environment, git sha and model, and registers the model as a ne
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from importlib.metadata import version as metadata_version
 from pathlib import Path
@@ -20,15 +21,27 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from .features import FEATURE_NAMES
-from .provenance import environment
-from .tracking import flatten
+from ..metadata import ModelMetadata
+from ..training.estimators import raw_output
+from ..training.provenance import environment
+from . import flatten
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 DEFAULT_ARTIFACT_DIR = Path("mlartifacts")
 CHAMPION_ALIAS = "champion"
-# What loading the logged model needs (it is a plain scikit-learn estimator on the matrix of features.py).
+# What loading the logged model needs (a plain scikit-learn estimator on the matrix of scoring/features.py).
 MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "joblib")
+# MLflow stores scikit-learn models with skops, which refuses types it cannot vouch for. The pipeline itself
+# produced the estimator, and HistGradientBoosting* models hold their trees in this one type.
+TRUSTED_SKOPS_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+_NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_name(name: str) -> str:
+    """`name` with the characters MLflow refuses in metric names (e.g. "<" of a slice "<missing>") as "_"."""
+    return _NOT_IN_METRIC_NAMES.sub("_", name)
 
 
 def tracking_uri() -> str:
@@ -51,28 +64,32 @@ class MlflowTracker:
         return str(mlflow.create_experiment(self.experiment, artifact_location=location))
 
     def log_training(
-        self, params: Mapping[str, Any], metadata: Mapping[str, Any], estimator: Any
+        self, params: Mapping[str, Any], metadata: ModelMetadata, estimator: Any
     ) -> dict[str, str]:
         with mlflow.start_run(experiment_id=self._experiment_id()) as run:
             mlflow.log_params(flatten(params))
-            mlflow.log_metrics({f"test.{name}": value for name, value in metadata["metrics"].items()})
+            mlflow.log_metrics(
+                {metric_name(f"test.{name}"): value for name, value in metadata.metrics.items()}
+            )
             mlflow.set_tags(
                 {
-                    "git_sha": metadata["git_sha"],
-                    "data_hash": metadata["data_hash"],
-                    "model_version": metadata["model_version"],
+                    "git_sha": metadata.git_sha,
+                    "data_hash": metadata.data_hash,
+                    "model_version": metadata.model_version,
+                    "task": metadata.task,
                 }
             )
             mlflow.log_dict(environment(), "environment.json")
-            mlflow.log_dict(dict(metadata), "metadata.json")
-            example = np.zeros((1, len(FEATURE_NAMES)))
+            mlflow.log_dict(metadata.to_json(), "metadata.json")
+            example = np.zeros((1, len(metadata.feature_names)))
             info = mlflow.sklearn.log_model(
                 estimator,
                 name="model",
                 registered_model_name=self.registered_model,
-                signature=infer_signature(example, estimator.predict_proba(example)[:, 1]),
+                signature=infer_signature(example, raw_output(estimator, metadata.task, example)),
                 # Explicit requirements: inferring them exports the whole lock file and takes ~30 s.
                 pip_requirements=[f"{name}=={metadata_version(name)}" for name in MODEL_REQUIREMENTS],
+                skops_trusted_types=TRUSTED_SKOPS_TYPES,
             )
         return {
             "backend": "mlflow",
@@ -91,7 +108,7 @@ class MlflowTracker:
         if run.get("backend") != "mlflow":
             return  # trained before MLflow was configured: nothing to attach the evaluation to
         with mlflow.start_run(run_id=run["run_id"]):
-            mlflow.log_metrics({name.replace("/", "_"): value for name, value in numeric.items()})
+            mlflow.log_metrics({metric_name(name): value for name, value in numeric.items()})
             if reports_dir.is_dir():
                 mlflow.log_artifacts(str(reports_dir), artifact_path="reports")
 

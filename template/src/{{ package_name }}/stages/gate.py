@@ -1,7 +1,8 @@
 """The `gate` stage: decide whether the trained model may replace the champion, and promote it if so.
 
-Checks (thresholds in params.yaml `gate`): minimum ROC AUC, maximum Brier score, minimum improvement over the
-baseline, and no regression beyond a tolerance against the current champion re-scored on the same test split.
+Checks (params.yaml `gate`): a floor or ceiling per metric (`thresholds`), a minimum improvement over the
+baseline on the gate's metric, and no regression beyond a tolerance on that metric against the current
+champion, re-scored on the same test split.
 Writes reports/gate.json; on a pass (and without --dry-run) copies the model to models/champion/, appends to
 models/registry.json and moves the tracking backend's `champion` alias. Exits 1 when the gate fails.
 """
@@ -20,12 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from .artifacts import MODEL_FILE, MODEL_FILES, ModelArtifact, ModelArtifactError, load_model, write_json
-from .contract import TARGET
-from .metrics import classification_metrics
-from .params import GateParams, load_params
-from .tracking import get_tracker
-from .train import matrix_of
+from ..contract import Contract, load_contract
+from ..metadata import ModelArtifactError, ModelMetadata, write_json
+from ..params import GateParams, load_params
+from ..tables.files import input_columns_of
+from ..tracking import get_tracker
+from ..training.artifacts import MODEL_FILE, MODEL_FILES, EstimatorModel, load_model
+from ..training.estimators import encode_target
+from ..training.metrics import LOWER_IS_BETTER, task_metrics
 
 
 @dataclass(frozen=True)
@@ -42,40 +45,67 @@ def _check(name: str, value: float | None, limit: float, *, at_least: bool, deta
     return Check(name, passed, value, limit, detail)
 
 
-def champion_roc_auc(champion: ModelArtifact, test_frame: pd.DataFrame) -> float | None:
-    """The champion's ROC AUC on today's test split, so both models are judged on the same data."""
-    scores = champion.score_matrix(matrix_of(test_frame))
-    metrics = classification_metrics(test_frame[TARGET].to_numpy(), scores, champion.threshold)
-    return metrics.get("roc_auc")
+def champion_metric(champion: EstimatorModel, test_frame: pd.DataFrame, metric: str) -> float | None:
+    """The champion's `metric` on today's test split, so both models are judged on the same data."""
+    contract, metadata = champion.features.contract, champion.metadata
+    y = encode_target(test_frame[contract.target.column].to_numpy(), metadata.task, contract.target.classes)
+    output = champion.raw_output(champion.features.matrix(input_columns_of(test_frame, contract)))
+    threshold = metadata.threshold if metadata.threshold is not None else 0.5
+    return task_metrics(metadata.task, y, output, metadata.classes, threshold).get(metric)
 
 
-def run_checks(metrics: dict[str, Any], gate: GateParams, champion_auc: float | None) -> list[Check]:
-    roc_auc = metrics["model"].get("roc_auc")
-    checks = [
-        _check("min_roc_auc", roc_auc, gate.min_roc_auc, at_least=True, detail="ROC AUC on the test split"),
-        _check("max_brier", metrics["model"]["brier"], gate.max_brier, at_least=False, detail="Brier score"),
+def run_checks(metrics: dict[str, Any], gate: GateParams, champion_value: float | None) -> list[Check]:
+    model = metrics["model"]
+    checks = []
+    for name, bound in gate.thresholds.items():
+        if bound.minimum is not None:
+            checks.append(
+                _check(
+                    f"min_{name}",
+                    model.get(name),
+                    bound.minimum,
+                    at_least=True,
+                    detail=f"{name} on the test split",
+                )
+            )
+        if bound.maximum is not None:
+            checks.append(
+                _check(
+                    f"max_{name}",
+                    model.get(name),
+                    bound.maximum,
+                    at_least=False,
+                    detail=f"{name} on the test split",
+                )
+            )
+    checks.append(
         _check(
             "min_improvement_over_baseline",
-            metrics["improvement_over_baseline"]["roc_auc"],
+            metrics["improvement_over_baseline"].get(gate.metric),
             gate.min_improvement_over_baseline,
             at_least=True,
-            detail=f"ROC AUC above the one-feature baseline ({metrics['baseline']['feature']})",
-        ),
-    ]
-    if champion_auc is not None:
+            detail=f"share of the {gate.metric} error of the baseline removed "
+            f"({metrics['baseline']['description']})",
+        )
+    )
+    value = model.get(gate.metric)
+    if champion_value is not None:
+        lost = None if value is None else champion_value - value
+        if lost is not None and gate.metric in LOWER_IS_BETTER:
+            lost = -lost
         checks.append(
             _check(
                 "max_regression_vs_champion",
-                None if roc_auc is None else round(champion_auc - roc_auc, 6),
+                None if lost is None else round(lost, 6),
                 gate.max_regression_vs_champion,
                 at_least=False,
-                detail=f"ROC AUC lost against the champion (champion scores {champion_auc:.4f})",
+                detail=f"{gate.metric} lost against the champion (champion scores {champion_value:.4f})",
             )
         )
     return checks
 
 
-def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: dict[str, Any]) -> None:
+def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: ModelMetadata) -> None:
     """Replace the champion with the model in model_dir and record the promotion in the registry."""
     champion_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".champion-", dir=champion_dir.parent))
@@ -90,14 +120,14 @@ def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: 
     history = registry.get("history", [])
     history.append(
         {
-            "model_version": metadata["model_version"],
+            "model_version": metadata.model_version,
             "promoted_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            "git_sha": metadata["git_sha"],
-            "data_hash": metadata["data_hash"],
-            "metrics": metadata["metrics"],
+            "git_sha": metadata.git_sha,
+            "data_hash": metadata.data_hash,
+            "metrics": metadata.metrics,
         }
     )
-    write_json(registry_path, {"champion": metadata["model_version"], "history": history})
+    write_json(registry_path, {"champion": metadata.model_version, "history": history})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    candidate = load_model(args.model_dir)
+    contract: Contract = load_contract()
+    candidate = load_model(args.model_dir, contract)
+    gate = params.gate(contract.task)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
     if metrics.get("model_version") != candidate.model_version:
         print(
@@ -124,17 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    champion_version, champion_auc, notes = None, None, []
+    champion_version, champion_value, notes = None, None, []
     if (args.champion_dir / MODEL_FILE).is_file():
         try:
-            champion = load_model(args.champion_dir)
+            champion = load_model(args.champion_dir, contract)
         except ModelArtifactError as error:
             notes.append(f"champion not compared: {error}")
         else:
             champion_version = champion.model_version
-            champion_auc = champion_roc_auc(champion, pd.read_parquet(args.test_data))
+            champion_value = champion_metric(champion, pd.read_parquet(args.test_data), gate.metric)
 
-    checks = run_checks(metrics, params.gate, champion_auc)
+    checks = run_checks(metrics, gate, champion_value)
     passed = all(check.passed for check in checks)
     promoted = passed and not args.dry_run
     write_json(
@@ -163,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gate passed for {candidate.model_version} (dry run: nothing promoted)")
         return 0
     promote(args.model_dir, args.champion_dir, args.registry, candidate.metadata)
-    get_tracker(params.tracking).promote(candidate.metadata.get("tracking", {}))
+    get_tracker(params.tracking).promote(candidate.metadata.tracking)
     print(f"gate passed: {candidate.model_version} is the champion ({args.champion_dir})")
     return 0
 

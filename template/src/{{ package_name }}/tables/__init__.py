@@ -1,0 +1,1 @@
+"""Tables with pandas: reading and writing CSV / Parquet, and contract checks of a table's model inputs."""
