@@ -3,6 +3,7 @@
 .PHONY: help bootstrap demo test test-fast lint bench docs clean
 
 DEMO_DIR ?= build/demo
+BENCH_TASKS ?= binary,multiclass,regression
 export PATH := $(HOME)/.local/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export CKV_SKIP_PACKAGE_UPDATE_CHECK := true
@@ -26,8 +27,8 @@ test: bootstrap ## Run the whole test suite (render matrix, checkers, end-to-end
 test-fast: ## Run the tests without the slow end-to-end ones
 	uv run pytest -m "not slow"
 
-bench: bootstrap ## Benchmark the golden path and the generated service (writes benchmarks/results, SUMMARY.md)
-	uv run python benchmarks/bench.py
+bench: bootstrap ## Benchmark the golden path and the generated service per task (benchmarks/results, SUMMARY.md)
+	uv run python benchmarks/bench.py --tasks $(BENCH_TASKS)
 
 docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)
 	uv run python hooks/options_reference.py

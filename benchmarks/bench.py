@@ -1,14 +1,23 @@
 """`make bench`: how fast the golden path gets a team to a served model, and how the generated service holds up.
 
-Everything runs on this machine against 127.0.0.1, bounded in time. Results go to benchmarks/results/*.json and a
-Markdown summary to benchmarks/SUMMARY.md. Benchmarks are reports, not tests: nothing here asserts a target.
+Everything runs on this machine against 127.0.0.1, bounded in time. Results go to benchmarks/results/ (machine.json
+and render_update.json once, <task>/*.json per task) and a Markdown summary to benchmarks/SUMMARY.md. Benchmarks
+are reports, not tests: nothing here asserts a target.
 
 Steps
-1. render time (copier copy --defaults) and copier update time for one release step, medians of several runs;
+1. render time (copier copy --defaults) and copier update time for one release step, medians of several runs
+   (once: they do not depend on the task);
+then for each task (copier answer `task`: binary, multiclass, regression):
 2. the golden path on a warm package cache: copy -> make setup -> make pipeline -> service up -> first /predict;
 3. serving under wrk (2 threads, 16 connections): the generated /predict (1 and 100 records), the same server's
    /health (the HTTP floor of the stack), and `mlflow models serve --env-manager local` of the same model;
 4. cold start (process start -> /ready), resident memory under load, installed size of the serving dependencies.
+
+Every request body is the rendered project's reports/example.json (the model's reference record, valid for any
+contract): as is for 1 record, {"records": [...]} of 100 copies, and {"dataframe_records": [...]} for MLflow.
+The MLflow peer is what a team would deploy with MLflow instead: an mlflow.pyfunc model that loads the package's
+scikit-learn model (training.artifacts.load_model) and returns its raw output (class probabilities or values)
+for a DataFrame of the contract's inputs, served with the same number of workers.
 """
 
 from __future__ import annotations
@@ -33,18 +42,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "customer_churn"
+PACKAGE = "customer_churn"  # the package of a `copier copy --defaults` render
+TASKS = ("binary", "multiclass", "regression")
+TASK_SECTIONS = ("golden_path", "cold_start", "serving", "footprint")
 WORKERS = 2
 CONNECTIONS = 16
-SAMPLE_RECORD = {
-    "tenure_months": 14,
-    "monthly_charges": 79.5,
-    "total_charges": 1100.0,
-    "support_tickets": 3,
-    "contract_type": "month_to_month",
-    "payment_method": "card",
-    "plan": "standard",
-}
+BATCH_ROWS = 100
+EXAMPLE_RECORD = Path("reports") / "example.json"  # written by the train stage of `make pipeline`
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "warning"}
 
 
@@ -73,9 +77,38 @@ def git_commit_all(cwd: Path, message: str) -> None:
     sh("git init -q 2>/dev/null; git add -A && git commit -qm " + json.dumps(message), cwd, env)
 
 
-def copier_copy(dst: Path, vcs_ref: str = "HEAD", src: Path = ROOT) -> float:
+def copier_copy(dst: Path, vcs_ref: str = "HEAD", src: Path = ROOT, task: str | None = None) -> float:
     cmd = [sys.executable, "-m", "copier", "copy", "--quiet", "--defaults", "--vcs-ref", vcs_ref]
+    if task is not None:
+        cmd += ["--data", f"task={task}"]
     return sh([*cmd, str(src), str(dst)], ROOT)
+
+
+def parse_tasks(task: str, tasks: str | None) -> list[str]:
+    """The tasks to benchmark: `--tasks a,b` (in that order, duplicates dropped) or else `--task`."""
+    names = [name.strip() for name in (tasks.split(",") if tasks else [task]) if name.strip()]
+    unknown = sorted(set(names) - set(TASKS))
+    if unknown or not names:
+        raise ValueError(f"unknown task(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(TASKS)}")
+    return list(dict.fromkeys(names))
+
+
+def request_bodies(record: dict[str, Any], rows: int = BATCH_ROWS) -> dict[str, Any]:
+    """The request bodies of the load runs, all of the same record: the generated service's and MLflow's."""
+    return {
+        "generated_1": record,
+        "generated_batch": {"records": [record] * rows},
+        "mlflow_1": {"dataframe_records": [record]},
+        "mlflow_batch": {"dataframe_records": [record] * rows},
+    }
+
+
+def example_record(project: Path) -> dict[str, Any]:
+    """The model's reference record, as `make pipeline` wrote it (a valid request for whatever contract)."""
+    record = json.loads((project / EXAMPLE_RECORD).read_text())
+    if not isinstance(record, dict) or not record:
+        raise RuntimeError(f"{project / EXAMPLE_RECORD} is not a record: {record!r}")
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,20 +210,26 @@ def service_env(port: int, workers: int) -> dict[str, str]:
     }
 
 
-def bench_golden_path(work: Path) -> tuple[dict[str, Any], Path]:
+def bench_golden_path(work: Path, task: str) -> tuple[dict[str, Any], Path]:
     project = work / "golden"
-    steps: dict[str, float] = {"copier_copy": copier_copy(project)}
+    steps: dict[str, float] = {"copier_copy": copier_copy(project, task=task)}
     git_commit_all(project, "Start from copier-mlops")
     steps["make_setup"] = sh(["make", "setup"], project)
     steps["make_pipeline"] = sh(["make", "pipeline"], project)
+    body = json.dumps(example_record(project)).encode()
     port = free_port()
     started = time.perf_counter()
     with server(service_cmd(project), project, service_env(port, 1)):
-        steps["service_up_and_first_predict"] = wait_for(
-            f"http://127.0.0.1:{port}/predict", json.dumps(SAMPLE_RECORD).encode()
-        )
+        steps["service_up_and_first_predict"] = wait_for(f"http://127.0.0.1:{port}/predict", body)
     steps["total"] = sum(steps.values())
-    return {"steps_seconds": steps, "elapsed_with_shutdown": time.perf_counter() - started}, project
+    metadata = json.loads((project / "models" / "champion" / "metadata.json").read_text())
+    model = {key: metadata.get(key) for key in ("task", "target", "classes", "input_columns", "feature_names")}
+    return {
+        "task": task,
+        "model": model,
+        "steps_seconds": steps,
+        "elapsed_with_shutdown": time.perf_counter() - started,
+    }, project
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,7 +245,7 @@ UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 def parse_wrk(output: str) -> dict[str, Any]:
     def latency(label: str) -> float:
         match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
-        return float(match.group(1)) * UNIT_SECONDS[match.group(2)] * 1000 if match else float("nan")
+        return round(float(match.group(1)) * UNIT_SECONDS[match.group(2)] * 1000, 3) if match else float("nan")
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
@@ -235,14 +274,18 @@ def wrk(url: str, work: Path, body: Any | None, seconds: int) -> dict[str, Any]:
 
 def rss_mib(root_pid: int) -> float:
     """Resident memory of a process and its children (server workers), in MiB."""
-    pids = {root_pid}
+    parents: dict[int, int] = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
         except OSError:
             continue
-        if int(fields.get("PPid", "0").strip()) in pids:
-            pids.add(int(status.parent.name))
+        parents[int(status.parent.name)] = int(fields.get("PPid", "0").strip())
+    pids, grown = {root_pid}, True
+    while grown:  # the whole tree: a worker's pid may be listed before its parent's
+        children = {pid for pid, parent in parents.items() if parent in pids}
+        grown = not children <= pids
+        pids |= children
     total_kib = 0
     for pid in pids:
         try:
@@ -254,39 +297,97 @@ def rss_mib(root_pid: int) -> float:
     return total_kib / 1024
 
 
-def export_mlflow_peer(project: Path, work: Path) -> Path:
-    """The same trained model as an MLflow model a user would serve instead: features + estimator in one pipeline."""
-    target = work / "mlflow-model"
-    script = f"""
-import joblib, mlflow.sklearn
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
-from {PACKAGE}.features import build_matrix
-estimator = joblib.load("models/champion/model.joblib")
-pipeline = make_pipeline(FunctionTransformer(build_matrix), estimator)
-mlflow.sklearn.save_model(
-    pipeline,
-    {str(target)!r},
-    pyfunc_predict_fn="predict_proba",  # probabilities, as the generated service returns
-    skops_trusted_types=["{PACKAGE}.features.build_matrix"],  # MLflow 3 serialises with skops
+MLFLOW_PEER_MODULE = "bench_mlflow_peer"
+MLFLOW_PEER = '''"""The package's scikit-learn model as an MLflow pyfunc model (written by benchmarks/bench.py)."""
+
+import importlib
+from pathlib import Path
+
+import mlflow.pyfunc
+
+PACKAGE = {package!r}
+
+
+class ContractModel(mlflow.pyfunc.PythonModel):
+    """Raw model output (class probabilities (n, k) or values (n,)) for a DataFrame of the contract's inputs."""
+
+    def load_context(self, context):
+        contract = importlib.import_module(PACKAGE + ".contract")
+        artifacts = importlib.import_module(PACKAGE + ".training.artifacts")
+        self.files = importlib.import_module(PACKAGE + ".tables.files")
+        self.contract = contract.load_contract(Path(context.artifacts["contract"]))
+        self.model = artifacts.load_model(Path(context.artifacts["model_dir"]), self.contract)
+
+    def predict(self, context, model_input, params=None):
+        columns = self.files.input_columns_of(model_input, self.contract)
+        return self.model.raw_output(self.model.features.matrix(columns))
+'''
+MLFLOW_SAVE = """
+import json, sys
+from pathlib import Path
+import pandas as pd
+import mlflow.pyfunc
+sys.path.insert(0, {code_dir!r})
+from {module} import ContractModel
+record = json.loads(Path({example!r}).read_text())
+mlflow.pyfunc.save_model(
+    {target!r},
+    python_model=ContractModel(),
+    artifacts={{"model_dir": "models/champion", "contract": "contract.yaml"}},
+    code_paths=[{module_file!r}],
+    input_example=pd.DataFrame([record]),  # the signature: MLflow checks every request's columns and types
+    pip_requirements=["mlflow"],  # served with --env-manager local: skip MLflow's requirement inference
 )
 """
+
+
+def export_mlflow_peer(project: Path, work: Path) -> Path:
+    """The same trained model as the MLflow model a team would serve instead: a pyfunc around load_model."""
+    code_dir, target = work / "mlflow-code", work / "mlflow-model"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    module_file = code_dir / f"{MLFLOW_PEER_MODULE}.py"
+    module_file.write_text(MLFLOW_PEER.format(package=PACKAGE))
+    script = MLFLOW_SAVE.format(
+        code_dir=str(code_dir),
+        module=MLFLOW_PEER_MODULE,
+        example=str(EXAMPLE_RECORD),
+        target=str(target),
+        module_file=str(module_file),
+    )
     sh([str(project / ".venv" / "bin" / "python"), "-c", script], project)
     return target
 
 
+def first_response(url: str, body: Any) -> Any:
+    """One answer of a target, kept in the results to show both serve the same model."""
+    status, content = http(url, json.dumps(body).encode(), timeout=30.0)
+    if status != 200:
+        raise RuntimeError(f"{url} answered {status}: {content[:500]!r}")
+    return json.loads(content)
+
+
 def bench_serving(project: Path, work: Path, seconds: int) -> dict[str, Any]:
-    single, batch = SAMPLE_RECORD, {"records": [SAMPLE_RECORD] * 100}
-    results: dict[str, Any] = {"workers": WORKERS, "connections": CONNECTIONS, "duration_s": seconds}
+    record = example_record(project)
+    bodies = request_bodies(record)
+    warm_up = min(2, seconds)
+    results: dict[str, Any] = {
+        "workers": WORKERS,
+        "connections": CONNECTIONS,
+        "duration_s": seconds,
+        "batch_rows": BATCH_ROWS,
+        "record": record,
+    }
+    responses: dict[str, Any] = {}
     port = free_port()
     with server(service_cmd(project), project, service_env(port, WORKERS)) as process:
         wait_for(f"http://127.0.0.1:{port}/ready")
         base = f"http://127.0.0.1:{port}"
-        wrk(f"{base}/predict", work, single, 2)  # warm-up: imports, first-call allocations
+        responses["generated"] = first_response(f"{base}/predict", bodies["generated_1"])
+        wrk(f"{base}/predict", work, bodies["generated_1"], warm_up)  # warm-up: imports, first-call allocations
         results["generated_health"] = wrk(f"{base}/health", work, None, seconds)
-        results["generated_predict_1"] = wrk(f"{base}/predict", work, single, seconds)
+        results["generated_predict_1"] = wrk(f"{base}/predict", work, bodies["generated_1"], seconds)
         results["generated_rss_mib_under_load"] = rss_mib(process.pid)
-        results["generated_predict_100"] = wrk(f"{base}/predict", work, batch, seconds)
+        results["generated_predict_100"] = wrk(f"{base}/predict", work, bodies["generated_batch"], seconds)
 
     model = export_mlflow_peer(project, work)
     port = free_port()
@@ -294,15 +395,18 @@ def bench_serving(project: Path, work: Path, seconds: int) -> dict[str, Any]:
     mlflow_cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKERS)]
     # mlflow execs `uvicorn` by name: the project's environment must come first on PATH
     mlflow_env = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    with server(mlflow_cmd, project, mlflow_env):
-        wait_for(f"http://127.0.0.1:{port}/ping", deadline_s=120)
+    with server(mlflow_cmd, project, mlflow_env) as process:
+        wait_for(f"http://127.0.0.1:{port}/ping", deadline_s=300)
         url = f"http://127.0.0.1:{port}/invocations"
-        wrk(url, work, {"dataframe_records": [single]}, 2)
-        results["mlflow_predict_1"] = wrk(url, work, {"dataframe_records": [single]}, seconds)
-        results["mlflow_predict_100"] = wrk(url, work, {"dataframe_records": [single] * 100}, seconds)
+        responses["mlflow"] = first_response(url, bodies["mlflow_1"])
+        wrk(url, work, bodies["mlflow_1"], warm_up)
+        results["mlflow_predict_1"] = wrk(url, work, bodies["mlflow_1"], seconds)
+        results["mlflow_rss_mib_under_load"] = rss_mib(process.pid)
+        results["mlflow_predict_100"] = wrk(url, work, bodies["mlflow_batch"], seconds)
+    results["responses_1_record"] = responses
 
-    def ratio(a: str, b: str, rows: int = 1) -> float:
-        return round(results[a]["rps"] * rows / max(results[b]["rps"] * rows, 1e-9), 2)
+    def ratio(a: str, b: str) -> float:  # same rows per request on both sides: requests/s ratio = rows/s ratio
+        return round(results[a]["rps"] / max(results[b]["rps"], 1e-9), 2)
 
     results["ratios"] = {
         "predict_1_generated_over_mlflow": ratio("generated_predict_1", "mlflow_predict_1"),
@@ -385,19 +489,13 @@ def load_average() -> float:
 
 
 def summary(report: dict[str, Any]) -> str:
-    m, s = report["machine"], report["serving"]
-    ru, g, c, f = report["render_update"], report["golden_path"], report["cold_start"], report["footprint"]
-
-    def row(name: str, key: str, rows: int = 1) -> str:
-        r = s[key]
-        cells = [name, f"{r['rps']:.0f}", f"{r['rps'] * rows:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
-        return "| " + " | ".join([*cells, str(r["errors"])]) + " |"
-
+    m, ru = report["machine"], report["render_update"]
     lines = [
         "# Benchmarks",
         "",
         f"Measured by `make bench` on {m['date']}: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-        f"Linux {m['kernel']}, Python {m['python']}, {m['wrk']}. Raw numbers: `benchmarks/results/`.",
+        f"Linux {m['kernel']}, Python {m['python']}, {m['wrk']}. Raw numbers: `benchmarks/results/` "
+        "(`<task>/` per task).",
         "",
         f"Load average (1 min) before the run: {m['load_average_at_start']:.2f} "
         f"(after it: {m['load_average_at_end']:.2f}, the benchmark's own load included). The {m['cores']} cores "
@@ -408,74 +506,140 @@ def summary(report: dict[str, Any]) -> str:
         ),
         "wrk runs on the same cores as the servers it loads.",
         "",
-        "## Golden path (warm package cache)",
-        "",
-        "| step | seconds |",
-        "| --- | --- |",
-        *(f"| {step} | {secs:.1f} |" for step, secs in g["steps_seconds"].items()),
+        "Every request body is the rendered project's `reports/example.json` (the model's reference record): "
+        f"one record, {BATCH_ROWS}-record batches of it, and the same as `dataframe_records` for MLflow. "
+        "The MLflow peer is an `mlflow.pyfunc` model around the package's scikit-learn model (`load_model`, the "
+        "contract's feature matrix, the raw probabilities or values) served by `mlflow models serve "
+        "--env-manager local` with the same number of workers.",
         "",
         f"Render (`copier copy --defaults`): median {ru['render_seconds']['median']:.2f} s. "
         f"`copier update` {ru['update_seconds']['from']} → {ru['update_seconds']['to']}: "
         f"median {ru['update_seconds']['median']:.2f} s.",
         "",
-        f"## Serving (wrk -t2 -c{s['connections']} -d{s['duration_s']}s, {s['workers']} workers, 127.0.0.1)",
+    ]
+    for task, sections in report["tasks"].items():
+        lines += task_summary(task, sections)
+    return "\n".join(lines)
+
+
+def task_summary(task: str, sections: dict[str, Any]) -> list[str]:
+    """The section of one task: the comparisons, then every load run."""
+    if "error" in sections:
+        return [f"## {task}", "", f"Not measured: {sections['error'].splitlines()[0]}", ""]
+    g, c, s, f = (sections[name] for name in ("golden_path", "cold_start", "serving", "footprint"))
+    model, steps, r = g["model"], g["steps_seconds"], s["ratios"]
+    classes = f", classes {', '.join(map(str, model['classes']))}" if model.get("classes") else ""
+
+    def rps(key: str, rows: int = 1) -> str:
+        return f"{s[key]['rps'] * rows:.0f}"
+
+    def row(name: str, key: str, rows: int = 1) -> str:
+        run = s[key]
+        cells = [name, rps(key), rps(key, rows), f"{run['p50_ms']:.2f}", f"{run['p99_ms']:.2f}"]
+        return "| " + " | ".join([*cells, str(run["errors"])]) + " |"
+
+    path = ", ".join(f"{step} {secs:.1f}" for step, secs in steps.items() if step != "total")
+    return [
+        f"## {task}",
+        "",
+        f"Model of the default `task={task}` render: target `{model['target']}`{classes}; "
+        f"{len(model['input_columns'])} inputs, {len(model['feature_names'])} features. "
+        f"wrk -t2 -c{s['connections']} -d{s['duration_s']}s, {s['workers']} workers, 127.0.0.1.",
+        "",
+        "| measure | result |",
+        "| --- | --- |",
+        f"| `/predict` 1 record vs `mlflow models serve` | **{r['predict_1_generated_over_mlflow']}x** "
+        f"requests/s ({rps('generated_predict_1')} vs {rps('mlflow_predict_1')}) |",
+        f"| `/predict` 1 record vs the same server's `/health` | {r['predict_1_over_health']}x "
+        f"({rps('generated_predict_1')} vs {rps('generated_health')}) |",
+        f"| {BATCH_ROWS}-record requests vs mlflow | **{r['rows_per_s_100_generated_over_mlflow']}x** rows/s "
+        f"({rps('generated_predict_100', BATCH_ROWS)} vs {rps('mlflow_predict_100', BATCH_ROWS)}) |",
+        f"| cold start (process start → `/ready` 200), median of {len(c['runs_s'])} | {c['median_s']:.2f} s |",
+        f"| golden path: copy → setup → pipeline → first `/predict` | {steps['total']:.1f} s ({path}) |",
+        f"| serving-only dependencies installed | {f['installed_mib']} MiB "
+        f"(largest: {', '.join(f'{n} {size:.0f}' for n, size in f['largest'][:5])} MiB) |",
+        f"| resident memory under load, {s['workers']} workers: generated vs mlflow | "
+        f"{s['generated_rss_mib_under_load']:.0f} vs {s['mlflow_rss_mib_under_load']:.0f} MiB |",
         "",
         "| target | requests/s | rows/s | p50 ms | p99 ms | errors |",
         "| --- | --- | --- | --- | --- | --- |",
         row("generated `/health` (HTTP floor)", "generated_health"),
         row("generated `/predict`, 1 record", "generated_predict_1"),
         row("`mlflow models serve`, 1 record", "mlflow_predict_1"),
-        row("generated `/predict`, 100 records", "generated_predict_100", 100),
-        row("`mlflow models serve`, 100 records", "mlflow_predict_100", 100),
-        "",
-        f"- `/predict` (1 record) vs mlflow: **{s['ratios']['predict_1_generated_over_mlflow']}x** requests/s",
-        f"- `/predict` (1 record) vs the same server's `/health`: **{s['ratios']['predict_1_over_health']}x**",
-        f"- 100-record requests vs mlflow: **{s['ratios']['rows_per_s_100_generated_over_mlflow']}x** rows/s",
-        f"- resident memory of the generated service under load ({s['workers']} workers): "
-        f"{s['generated_rss_mib_under_load']:.0f} MiB",
-        "",
-        "## Footprint",
-        "",
-        f"- cold start (process start → `/ready` 200), median of {len(c['runs_s'])}: {c['median_s']:.2f} s",
-        f"- serving-only dependencies installed: {f['installed_mib']} MiB "
-        f"(largest: {', '.join(f'{n} {s_:.0f}' for n, s_ in f['largest'][:5])} MiB)",
+        row(f"generated `/predict`, {BATCH_ROWS} records", "generated_predict_100", BATCH_ROWS),
+        row(f"`mlflow models serve`, {BATCH_ROWS} records", "mlflow_predict_100", BATCH_ROWS),
         "",
     ]
-    return "\n".join(lines)
+
+
+def bench_task(work: Path, task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Golden path, cold start, serving and footprint of a project rendered with `task`."""
+    work.mkdir(parents=True)
+    sections: dict[str, Any] = {}
+    sections["golden_path"], project = bench_golden_path(work, task)
+    sections["cold_start"] = bench_cold_start(project, args.runs)
+    sections["serving"] = bench_serving(project, work, args.seconds)
+    sections["footprint"] = bench_serving_footprint(project, work)
+    return sections
+
+
+def write_results(out: Path, report: dict[str, Any]) -> None:
+    results = out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for name in TASK_SECTIONS:  # the layout before per-task results: stale, not this run's
+        (results / f"{name}.json").unlink(missing_ok=True)
+    for section in ("machine", "render_update"):
+        (results / f"{section}.json").write_text(json.dumps(report[section], indent=2) + "\n")
+    for task, sections in report["tasks"].items():
+        directory = results / task
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir()
+        for section, data in sections.items():
+            name = f"{section}.json" if section != "error" else "error.txt"
+            (directory / name).write_text(data if section == "error" else json.dumps(data, indent=2) + "\n")
+    (out / "SUMMARY.md").write_text(summary(report))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=TASKS, default="binary", help="the copier answer `task` (default binary)")
+    parser.add_argument("--tasks", help="several tasks in one run, comma-separated (overrides --task)")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--runs", type=int, default=3, help="repetitions for medians")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where results/*.json and SUMMARY.md go")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where results/ and SUMMARY.md go")
     args = parser.parse_args()
+    try:
+        tasks = parse_tasks(args.task, args.tasks)
+    except ValueError as error:
+        parser.error(str(error))
     for needed in ("wrk", "uv", "git", "make"):
         if shutil.which(needed) is None:
             print(f"{needed} is not installed: run `make bootstrap` first", file=sys.stderr)
             return 2
 
     work = Path(tempfile.mkdtemp(prefix="copier-mlops-bench-"))
-    report: dict[str, Any] = {"machine": machine()}
+    report: dict[str, Any] = {"machine": machine(), "tasks": {}}
     try:
-        report["golden_path"], project = bench_golden_path(work)
         report["render_update"] = bench_render_and_update(work, args.runs)
-        report["cold_start"] = bench_cold_start(project, args.runs)
-        report["serving"] = bench_serving(project, work, args.seconds)
-        report["footprint"] = bench_serving_footprint(project, work)
+        for task in tasks:
+            print(f"benchmarking task={task} ...", file=sys.stderr, flush=True)
+            try:
+                report["tasks"][task] = bench_task(work / task, task, args)
+            except Exception as error:  # report the others; the exit code says one failed
+                print(f"task={task} failed: {error}", file=sys.stderr)
+                report["tasks"][task] = {"error": f"{type(error).__name__}: {error}"}
     finally:
         report["machine"]["load_average_at_end"] = load_average()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"work directory kept: {work}", file=sys.stderr)
 
-    results = args.out / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    for section, data in report.items():
-        (results / f"{section}.json").write_text(json.dumps(data, indent=2) + "\n")
-    (args.out / "SUMMARY.md").write_text(summary(report))
+    report["machine"]["tasks"] = tasks
+    write_results(args.out, report)
     print(summary(report))
-    return 0
+    return 1 if any("error" in sections for sections in report["tasks"].values()) else 0
 
 
 if __name__ == "__main__":

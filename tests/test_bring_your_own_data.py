@@ -36,16 +36,15 @@ def changed_files(project: Path) -> dict[str, str]:
     return changes
 
 
-def diff_lines(project: Path) -> int:
+def diff_lines(project: Path) -> dict[str, str]:
+    """+added/-removed lines of every tracked file the team changed."""
     numstat = run(["git", "diff", "--numstat"], cwd=project, env=project_env()).stdout
-    return sum(int(added) + int(removed) for added, removed, _ in (row.split("\t") for row in numstat.splitlines()))
+    return {path: f"+{added}/-{removed}" for added, removed, path in (row.split("\t") for row in numstat.splitlines())}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DATASETS))
-def test_a_new_dataset_needs_only_team_owned_changes(
-    render: Callable[..., Path], tmp_path: Path, name: str
-) -> None:
+def test_a_new_dataset_needs_only_team_owned_changes(render: Callable[..., Path], tmp_path: Path, name: str) -> None:
     project = fresh_copy(render, tmp_path)
     step(project, "make", "setup")
 
@@ -58,7 +57,7 @@ def test_a_new_dataset_needs_only_team_owned_changes(
     params.write_text(re.sub(r"(?m)^  raw: .*$", f"  raw: {relative}", params.read_text()))
 
     changes = changed_files(project)
-    print(f"  {name}: changed {changes}, {diff_lines(project)} lines in tracked files")
+    print(f"  {name}: changed {changes}; lines {diff_lines(project)}")
     assert all(TEAM_OWNED.match(path) or path == "params.yaml" for path in changes), changes
     assert "task: " + DATASETS[name] in (project / "contract.yaml").read_text()
 

@@ -147,6 +147,20 @@ def test_default_project_installs_lints_tests_and_runs_its_pipeline(
     assert (project / "data" / "predictions" / "sample.parquet").stat().st_size > 0
     step(project, "uv", "run", "--no-sync", "pre-commit", "run", "--all-files")
     serve_and_predict(project)
+    import_linter_refuses_a_training_import_in_serving(project)
+
+
+def import_linter_refuses_a_training_import_in_serving(project: Path) -> None:
+    """The layer contracts can fail: the service importing scikit-learn breaks `make lint-imports`."""
+    app = project / "src" / PACKAGE / "serving" / "app.py"
+    original = app.read_text()
+    app.write_text(original.replace("import gc\n", "import gc\n\nimport sklearn  # noqa: F401\n", 1))
+    try:
+        result = run(["make", "lint-imports"], cwd=project, env=project_env())
+    finally:
+        app.write_text(original)
+    assert result.returncode != 0
+    assert f"{PACKAGE}.serving is not allowed to import sklearn" in result.stdout, result.stdout[-2000:]
 
 
 def free_port() -> int:

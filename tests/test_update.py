@@ -366,6 +366,15 @@ def test_update_keeps_the_teams_params_values_in_the_new_shape(updated_project: 
     assert (params["split"]["test_size"], params["model"]["threshold"]) == (0.25, 0.45)
 
 
+def test_an_addition_at_the_end_of_a_file_follows_the_releases_new_end(
+    updated_project: Path, fresh_newest: Path
+) -> None:
+    """0.3.0 rewrote the end of README.md, where a team appends its notes: copier's merge conflicts there, and the
+    migration puts the team's addition after the release's README."""
+    fresh = (fresh_newest / "README.md").read_text(encoding="utf-8")
+    assert (updated_project / "README.md").read_text(encoding="utf-8") == fresh + README_NOTES
+
+
 def test_update_merges_the_release_into_files_that_become_the_teams(updated_project: Path, fresh_newest: Path) -> None:
     """docs/model-card.template.md is `_skip_if_exists` from 0.3.0 on: copier would keep 0.2.0's version (whose
     placeholders the new card no longer fills); the migration merges the release into the team's prose."""

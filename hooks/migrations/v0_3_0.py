@@ -19,6 +19,8 @@ project had before the update: copier refuses to update a dirty tree):
    copier three-way merges it; when that leaves conflict markers, the file is rebuilt from the new release's
    params.yaml with the project's own changes (each value it changed relative to its release) carried to their
    new keys.
+   Where copier's merge of another file conflicts only because the project appended to it (a README section)
+   and the release changed its end, the project's addition goes after the release's version.
 3. Files that become the team's in 0.3.0 (`_skip_if_exists`: docs/model-card.template.md, data/raw/*.csv)
    are never touched by copier once they exist, so a project would keep the 0.2.0 version forever. An unedited one
    becomes the new release's version; an edited text file is three-way merged (copier-style conflict markers when
@@ -826,6 +828,32 @@ def migrate_params(project: Path, note: Note) -> None:
     note.add(PARAMS, *lines)
 
 
+def resolve_appended(project: Path, note: Note) -> None:
+    """copier's conflicts where the project had only appended to a file (a README section, say) and the release
+    changed the file's end: the release's file with the project's addition after it, which is what the project
+    meant. Other conflicts stay for the team (copier-style markers, unmerged in the index)."""
+    unmerged = {line.split("\t", 1)[1] for line in _git(project, "ls-files", "--unmerged").splitlines() if "\t" in line}
+    resolved = []
+    for path in sorted(unmerged):
+        base, ours, theirs = (_git_show(project, f":{stage}:{path}") for stage in (1, 2, 3))
+        if base is None or ours is None or theirs is None or not ours.startswith(base) or ours == base:
+            continue
+        if not (project / path).is_file() or not _has_markers(project / path):
+            continue
+        addition = ours[len(base) :]
+        (project / path).write_text(theirs + ("" if theirs.endswith("\n") else "\n") + addition, encoding="utf-8")
+        _resolve(project, path)
+        resolved.append(path)
+    if resolved:
+        note.add(
+            "Additions at the end of a file",
+            "You had only added text at the end of these files and the release changed their end, so copier saw a"
+            " conflict; the migration put your addition after the release's version:",
+            "",
+            *[f"- {path}" for path in resolved],
+        )
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 3. Files that become the team's, 4. files the update deleted
 # ------------------------------------------------------------------------------------------------------------
@@ -932,6 +960,7 @@ def migrate(template_root: Path, from_ref: str, to_ref: str, project: Path) -> N
         renders.start()
         migrate_contract(project, package, renders, note)
         migrate_params(project, note)
+        resolve_appended(project, note)
         migrate_team_owned(project, renders, note)
         report_deleted_edits(project, package, renders, note, moved_by_earlier_migrations())
         for error in renders.errors:

@@ -88,6 +88,7 @@ def read_metadata(directory: Path, *required_files: str) -> ModelMetadata:
     return ModelMetadata.from_json(json.loads((directory / METADATA_FILE).read_text(encoding="utf-8")))
 
 
-def write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any, *, sort_keys: bool = True) -> None:
+    """Pretty JSON; sort_keys=False keeps a meaningful order (a record's inputs in contract order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")

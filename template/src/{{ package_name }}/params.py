@@ -120,6 +120,12 @@ def _thresholds(value: Any) -> dict[str, Bound]:
     return bounds
 
 
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ParamsError(f"{key} must be a mapping, not {type(value).__name__}")
+    return value
+
+
 def _gate(task: str, section: Any) -> GateParams:
     if not isinstance(section, dict):
         raise ParamsError(f"gate.{task} must be a mapping with metric, thresholds and the two limits")
@@ -161,7 +167,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
                 baseline_feature=None if baseline in (AUTO, None) else str(baseline),
                 permutation_repeats=int(evaluate["permutation_repeats"]),
             ),
-            gates={str(task): _gate(task, section) for task, section in gate.items()},
+            gates={str(task): _gate(task, section) for task, section in _mapping(gate, "gate").items()},
             tracking=TrackingParams(
                 backend=_choice(raw["tracking"]["backend"], TRACKING_BACKENDS, "tracking.backend"),
                 experiment=str(raw["tracking"]["experiment"]),

@@ -17,7 +17,7 @@ variable "batch_schedule_timezone" {
 variable "batch_input_key" {
   description = "Object key (in the data bucket) of the table to score."
   type        = string
-  default     = "batch/input/customers.csv"
+  default     = "batch/input/records.csv"
 }
 
 variable "batch_output_key" {

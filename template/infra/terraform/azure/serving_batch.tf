@@ -11,7 +11,7 @@ variable "batch_schedule" {
 variable "batch_input_uri" {
   description = "BATCH_INPUT_URI of the job: az://<container>/<path> in this environment's storage account."
   type        = string
-  default     = "az://data/batch/input/customers.csv"
+  default     = "az://data/batch/input/records.csv"
 }
 
 variable "batch_output_uri" {

@@ -249,7 +249,7 @@ variable "batch_schedule" {
 variable "batch_input_path" {
   description = "Object path in the data bucket that the batch job scores (BATCH_INPUT_URI, .csv or .parquet)."
   type        = string
-  default     = "batch/input/customers.csv"
+  default     = "batch/input/records.csv"
 }
 
 variable "batch_output_path" {

@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
@@ -29,7 +29,17 @@ from . import metrics
 from .inference_log import InferenceLog
 from .middleware import RequestContextMiddleware
 from .predictor import Predictor
-from .schemas import RequestParser, VersionResponse, contract_example, response_models
+from .schemas import (
+    ErrorResponse,
+    HealthResponse,
+    NotReadyResponse,
+    ReadyResponse,
+    RequestParser,
+    ValidationErrorResponse,
+    VersionResponse,
+    contract_example,
+    response_models,
+)
 from .scorer import CoalescingScorer
 from .settings import Settings
 
@@ -175,20 +185,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         )
 
+    # The document states what the routes do, error responses included (the routes build their JSON by hand:
+    # these models only document it; the generated test_openapi_contract.py holds the two to each other).
     predict_body = {"requestBody": state.parser.request_body_openapi()}
-    single_response, batch_response = response_models(state.contract)
+    single_response, batch_response = response_models(state.contract, state.settings.max_batch_size)
+    not_loaded = {"model": ErrorResponse, "description": "The model is not loaded."}
     predict_responses: dict[int | str, dict[str, Any]] = {
-        200: {"model": single_response | batch_response},
-        400: {"description": "The body is not valid JSON."},
-        413: {"description": "The body is larger than MAX_REQUEST_BYTES."},
-        415: {"description": "The Content-Type is not application/json."},
-        422: {"description": "A record breaks the data contract: the field errors say how."},
-        503: {"description": "The model is not loaded."},
+        200: {
+            "model": single_response | batch_response,
+            "description": "The prediction of the record, or of each record of the batch in order.",
+        },
+        400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
+        413: {
+            "model": ErrorResponse,
+            "description": f"The body is larger than {state.settings.max_request_bytes} bytes "
+            "(MAX_REQUEST_BYTES).",
+        },
+        415: {"model": ErrorResponse, "description": f"The Content-Type is not {JSON_MEDIA_TYPE}."},
+        422: {
+            "model": ValidationErrorResponse,
+            "description": "The body breaks the data contract: one entry per broken field.",
+        },
+        503: not_loaded,
     }
-    app.add_api_route("/health", health, methods=["GET"], tags=["probes"])
-    app.add_api_route("/ready", ready, methods=["GET"], tags=["probes"])
+    ready_responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": ReadyResponse, "description": "The model is loaded."},
+        503: {"model": NotReadyResponse, "description": "The model is not loaded."},
+    }
     app.add_api_route(
-        "/ping", ready, methods=["GET"], tags=["sagemaker"], summary="SageMaker alias of /ready"
+        "/health", health, methods=["GET"], tags=["probes"], responses={200: {"model": HealthResponse}}
+    )
+    app.add_api_route("/ready", ready, methods=["GET"], tags=["probes"], responses=ready_responses)
+    app.add_api_route(
+        "/ping",
+        ready,
+        methods=["GET"],
+        tags=["sagemaker"],
+        summary="SageMaker alias of /ready",
+        responses=ready_responses,
     )
     predict_route: dict[str, Any] = {
         "endpoint": predict,
@@ -201,9 +235,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.add_api_route(
         "/invocations", tags=["sagemaker"], summary="SageMaker alias of /predict", **predict_route
     )
-    app.add_api_route("/metrics", prometheus_metrics, methods=["GET"], tags=["observability"])
     app.add_api_route(
-        "/version", version, methods=["GET"], tags=["model"], responses={200: {"model": VersionResponse}}
+        "/metrics",
+        prometheus_metrics,
+        methods=["GET"],
+        tags=["observability"],
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format."}},
+    )
+    app.add_api_route(
+        "/version",
+        version,
+        methods=["GET"],
+        tags=["model"],
+        responses={200: {"model": VersionResponse}, 503: not_loaded},
     )
     return app
 

@@ -8,22 +8,51 @@ they are (they are aliases of internal Python names).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
 
-# strict: "12" is not an integer and 1 is not a category. extra="forbid": ids and typos are rejected.
+# strict: "12" is not a number, true is not a number and 1 is not a category. extra="forbid": ids and typos
+# are rejected.
 _REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 28, 28.0 and 2.8e1 are the same integer (JSON Schema's "integer" agrees).
+
+    An integral float becomes that int; any other float is refused here; everything else (int, bool, str...)
+    goes on to the strict int check, which takes ints only.
+    """
+    if not isinstance(value, float):
+        return value
+    if not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    if not value.is_integer():
+        raise PydanticCustomError(
+            "int_from_float", "Input should be a valid integer, got a number with a fractional part"
+        )
+    return int(value)
+
+
+def _bound(column: Column, value: float | None) -> float | int | None:
+    """A bound as the JSON Schema of the column writes it (integers without a fraction: 120, not 120.0)."""
+    if value is not None and column.dtype == "int" and float(value).is_integer():
+        return int(value)
+    return value
 
 
 def _input_type(column: Column) -> Any:
     if column.dtype == "category":
         return Literal.__getitem__(column.categories)
+    low, high = _bound(column, column.minimum), _bound(column, column.maximum)
     if column.dtype == "int":
-        return Annotated[int, Field(ge=column.minimum, le=column.maximum)]
-    return Annotated[float, Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False)]
+        # the bounds before the validator: that order keeps them as "minimum" / "maximum" in the JSON Schema
+        return Annotated[int, Field(ge=low, le=high), BeforeValidator(_integral)]
+    return Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)]
 
 
 def contract_example(contract: Contract) -> dict[str, Any]:
@@ -64,41 +93,75 @@ VERTEX_ENVELOPE = frozenset({"instances", "parameters"})
 class RequestParser:
     """Turn a parsed JSON body into validated records: one record, or a batch when it has a "records" key.
 
-    Vertex AI's prediction envelope, {"instances": [...], "parameters": {...}}, is a batch of its instances.
+    Vertex AI's prediction envelope, {"instances": [...], "parameters": ...}, is a batch of its instances
+    (the parameters are accepted and ignored).
     """
 
     def __init__(self, contract: Contract, max_batch_size: int, example: dict[str, Any]) -> None:
         self.max_batch_size = max_batch_size
         self.record_model = record_model(contract, example)
+        records: Any = list[self.record_model]  # type: ignore[name-defined]
+        size = Field(min_length=1, max_length=max_batch_size)
         self.batch_model = create_model(
             "BatchPredictionRequest",
             __config__=_REQUEST_CONFIG,
             __doc__=f"Up to {max_batch_size} records scored in one call.",
-            records=(list[self.record_model], Field(min_length=1, max_length=max_batch_size)),  # type: ignore[name-defined]
+            records=(records, size),
+        )
+        self.vertex_model = create_model(
+            "VertexPredictionRequest",
+            __config__=_REQUEST_CONFIG,
+            __doc__=f"Vertex AI's envelope of up to {max_batch_size} records.",
+            instances=(records, size),
+            parameters=(Any, None),
         )
 
     def records(self, payload: Any) -> tuple[list[dict[str, Any]], bool]:
         """(records, is_batch); raises pydantic.ValidationError naming every broken field."""
         if isinstance(payload, dict) and "instances" in payload and set(payload) <= VERTEX_ENVELOPE:
-            payload = {"records": payload["instances"]}
+            envelope = self.vertex_model.model_validate(payload)
+            return [record.model_dump(by_alias=True) for record in envelope.instances], True  # type: ignore[attr-defined]
         if isinstance(payload, dict) and "records" in payload:
             batch = self.batch_model.model_validate(payload)
             return [record.model_dump(by_alias=True) for record in batch.records], True  # type: ignore[attr-defined]
         return [self.record_model.model_validate(payload).model_dump(by_alias=True)], False
 
     def request_body_openapi(self) -> dict[str, Any]:
-        """OpenAPI `requestBody` of /predict (the route reads the raw body itself: faster than a Body)."""
+        """OpenAPI `requestBody` of /predict (the route reads the raw body itself: faster than a Body).
+
+        Exactly what `records` accepts: one record, or a batch of 1..max_batch_size records under "records",
+        or under Vertex AI's "instances" (with optional, ignored "parameters"); no other key in either.
+        """
         record = self.record_model.model_json_schema(by_alias=True)
+        records = {"type": "array", "items": record, "minItems": 1, "maxItems": self.max_batch_size}
         batch = {
             "title": "BatchPredictionRequest",
+            "description": (
+                f'Up to {self.max_batch_size} records scored in one call: {{"records": [...]}}, or Vertex '
+                'AI\'s envelope {"instances": [...], "parameters": ...} (the parameters are ignored).'
+            ),
             "type": "object",
             "properties": {
-                "records": {"type": "array", "items": record, "minItems": 1, "maxItems": self.max_batch_size}
+                "records": {**records, "title": "Records"},
+                "instances": {**records, "title": "Instances"},
+                "parameters": {"title": "Parameters", "description": "Vertex AI's parameters: ignored."},
             },
-            "required": ["records"],
             "additionalProperties": False,
+            "oneOf": [
+                {
+                    "required": ["records"],
+                    "not": {"anyOf": [{"required": ["instances"]}, {"required": ["parameters"]}]},
+                },
+                {"required": ["instances"], "not": {"required": ["records"]}},
+            ],
         }
         return {"required": True, "content": {"application/json": {"schema": {"oneOf": [record, batch]}}}}
+
+
+# The response models document what the routes return (they are not used to build the responses: the routes
+# serialize plain dicts, the hot path). extra="forbid": a response has no other key.
+_RESPONSE_CONFIG = ConfigDict(extra="forbid")
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 def prediction_model(contract: Contract) -> type[BaseModel]:
@@ -106,14 +169,17 @@ def prediction_model(contract: Contract) -> type[BaseModel]:
     target = contract.target
     if target.task == "regression":
         return create_model(
-            "Prediction", prediction=(float, Field(description=f"Predicted {target.column}."))
+            "Prediction",
+            __config__=_RESPONSE_CONFIG,
+            prediction=(float, Field(description=f"Predicted {target.column}.")),
         )
     label: Any = Literal.__getitem__(target.classes)
     if target.task == "binary":
         return create_model(
             "Prediction",
+            __config__=_RESPONSE_CONFIG,
             score=(
-                float,
+                Probability,
                 Field(description=f"Probability that {target.column} is {target.positive_class!r}."),
             ),
             predicted_class=(
@@ -121,24 +187,81 @@ def prediction_model(contract: Contract) -> type[BaseModel]:
                 Field(description="The positive class when score >= the model's threshold."),
             ),
         )
+    per_class: dict[str, Any] = {
+        f"class_{position}": (Probability, Field(..., alias=str(label)))
+        for position, label in enumerate(target.classes)
+    }
+    probabilities: Any = create_model(
+        "ClassProbabilities",
+        __config__=_RESPONSE_CONFIG,
+        __doc__="The probability of each class (keys: the classes, as strings).",
+        **per_class,
+    )
     return create_model(
         "Prediction",
+        __config__=_RESPONSE_CONFIG,
         predicted_class=(label, Field(description="The most probable class.")),
-        probabilities=(dict[str, float], Field(description="Probability of each class (keys: the classes).")),
+        probabilities=(probabilities, Field(description="Probability of each class (keys: the classes).")),
     )
 
 
-def response_models(contract: Contract) -> tuple[type[BaseModel], type[BaseModel]]:
+def response_models(
+    contract: Contract, max_batch_size: int | None = None
+) -> tuple[type[BaseModel], type[BaseModel]]:
     """(single-record response, batch response) models of /predict."""
     prediction: Any = prediction_model(contract)
     single = create_model("PredictionResponse", __base__=prediction, model_version=(str, ...))
     batch = create_model(
-        "BatchPredictionResponse", predictions=(list[prediction], ...), model_version=(str, ...)
+        "BatchPredictionResponse",
+        __config__=_RESPONSE_CONFIG,
+        predictions=(list[prediction], Field(min_length=1, max_length=max_batch_size)),
+        model_version=(str, ...),
     )
     return single, batch
 
 
+class ErrorResponse(BaseModel):
+    """A request the service refuses (400, 413, 415) or cannot serve yet (503)."""
+
+    model_config = _RESPONSE_CONFIG
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One broken field: where (loc, from "body"), what (msg) and the error type."""
+
+    model_config = _RESPONSE_CONFIG
+    loc: list[str | int] = Field(min_length=1)
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: the body breaks the data contract (one entry per broken field)."""
+
+    model_config = _RESPONSE_CONFIG
+    detail: list[FieldError] = Field(min_length=1)
+
+
+class HealthResponse(BaseModel):
+    model_config = _RESPONSE_CONFIG
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    model_config = _RESPONSE_CONFIG
+    status: Literal["ready"]
+    model_version: str
+
+
+class NotReadyResponse(BaseModel):
+    model_config = _RESPONSE_CONFIG
+    status: Literal["unavailable"]
+    detail: str
+
+
 class VersionResponse(BaseModel):
+    model_config = _RESPONSE_CONFIG
     model_version: str
     git_sha: str
     trained_at: str

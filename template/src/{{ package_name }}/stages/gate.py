@@ -58,26 +58,12 @@ def run_checks(metrics: dict[str, Any], gate: GateParams, champion_value: float 
     model = metrics["model"]
     checks = []
     for name, bound in gate.thresholds.items():
-        if bound.minimum is not None:
-            checks.append(
-                _check(
-                    f"min_{name}",
-                    model.get(name),
-                    bound.minimum,
-                    at_least=True,
-                    detail=f"{name} on the test split",
+        for kind, limit, at_least in (("min", bound.minimum, True), ("max", bound.maximum, False)):
+            if limit is not None:
+                detail = f"{name} on the test split"
+                checks.append(
+                    _check(f"{kind}_{name}", model.get(name), limit, at_least=at_least, detail=detail)
                 )
-            )
-        if bound.maximum is not None:
-            checks.append(
-                _check(
-                    f"max_{name}",
-                    model.get(name),
-                    bound.maximum,
-                    at_least=False,
-                    detail=f"{name} on the test split",
-                )
-            )
     checks.append(
         _check(
             "min_improvement_over_baseline",

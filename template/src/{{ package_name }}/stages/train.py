@@ -88,7 +88,8 @@ def train(
     """Fit on train, score the test split; return the estimator, its metadata and the test matrix."""
     task, classes = contract.task, list(contract.target.classes)
     train_columns = input_columns_of(train_frame, contract)
-    features = FeatureSpace(contract, FeatureSpace.learn_imputation(contract, train_columns))
+    imputation = FeatureSpace.learn_imputation(contract, train_columns)
+    features = FeatureSpace(contract, imputation)
     train_matrix = features.matrix(train_columns)
     test_matrix = features.matrix(input_columns_of(test_frame, contract))
     target = contract.target.column
@@ -112,7 +113,8 @@ def train(
         threshold=threshold,
         feature_names=list(features.names),
         input_columns=list(contract.input_columns),
-        imputation=dict(features.imputation) | {name: None for name in contract.categorical},
+        # the median of every numeric input (nullable ones are filled with it); categories have their own slot
+        imputation=imputation | dict.fromkeys(contract.categorical),
         training_ranges=training_ranges(train_frame, contract),
         reference_record=reference_record(train_frame, contract),
         monitoring=monitoring_baseline(task, classes, output, params.model.threshold),
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     tracking = get_tracker(params.tracking).log_training(params.raw, metadata, estimator)
     metadata = replace(metadata, tracking=tracking)
     parity = save_model(args.model_dir, estimator, metadata, parity_matrix=test_matrix)
-    write_json(args.example, metadata.reference_record)
+    write_json(args.example, metadata.reference_record, sort_keys=False)
     shown = ", ".join(
         f"{name} {value:.4f}" for name, value in metadata.metrics.items() if not name.startswith("recall_")
     )

@@ -42,7 +42,7 @@ def save_model(directory: Path, estimator: Any, metadata: ModelMetadata, parity_
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, directory / MODEL_FILE)
     parity = export_onnx(estimator, metadata.task, directory / ONNX_FILE, parity_matrix)
-    write_json(directory / METADATA_FILE, metadata.to_json())
+    write_json(directory / METADATA_FILE, metadata.to_json(), sort_keys=False)
     return parity
 
 

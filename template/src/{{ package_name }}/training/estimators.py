@@ -5,9 +5,9 @@
     multiclass   StandardScaler + LogisticRegression     HistGradientBoostingClassifier
     regression   StandardScaler + Ridge                  HistGradientBoostingRegressor
 
-Baselines: binary, a one-feature logistic regression; multiclass, the most frequent class; regression, the
-mean of the train split. Classifiers learn class indices (0..k-1, in the contract's order of classes), so
-their probability columns follow the contract.
+Baselines: binary, a one-feature logistic regression; multiclass, the class shares of the train split (so it
+always predicts the most frequent class); regression, the mean of the train split. Classifiers learn class
+indices (0..k-1, in the contract's order of classes), so their probability columns follow the contract.
 """
 
 from __future__ import annotations
