@@ -29,6 +29,8 @@ TASKS = ("binary", "multiclass", "regression")
 # Feature names the matrix builds from a column name: `col=category` and `col__missing`.
 _RESERVED_IN_NAMES = ("=",)
 _MISSING_SUFFIX = "__missing"
+# Keys of the batch bodies of the service: {"records": [...]}, and Vertex AI's {"instances", "parameters"}.
+_RESERVED_NAMES = frozenset({"records", "instances", "parameters"})
 
 Dtype = Literal["int", "float", "category"]
 Task = Literal["binary", "multiclass", "regression"]
@@ -257,6 +259,10 @@ def _check_feature_name(name: str, key: str, where: _Where) -> None:
         raise ContractError(
             f"{where.source}: {key}: {name!r} cannot be a feature name (empty, contains '=' or ends in "
             f"{_MISSING_SUFFIX!r}, which the feature matrix uses)"
+        )
+    if name in _RESERVED_NAMES:
+        raise ContractError(
+            f"{where.source}: {key}: {name!r} is a key of the service's batch requests; rename the column"
         )
 
 

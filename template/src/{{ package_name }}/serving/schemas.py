@@ -38,17 +38,10 @@ def _integral(value: Any) -> Any:
     return int(value)
 
 
-def _bound(column: Column, value: float | None) -> float | int | None:
-    """A bound as the JSON Schema of the column writes it (integers without a fraction: 120, not 120.0)."""
-    if value is not None and column.dtype == "int" and float(value).is_integer():
-        return int(value)
-    return value
-
-
 def _input_type(column: Column) -> Any:
     if column.dtype == "category":
         return Literal.__getitem__(column.categories)
-    low, high = _bound(column, column.minimum), _bound(column, column.maximum)
+    low, high = column.minimum, column.maximum
     if column.dtype == "int":
         # the bounds before the validator: that order keeps them as "minimum" / "maximum" in the JSON Schema
         return Annotated[int, Field(ge=low, le=high), BeforeValidator(_integral)]
