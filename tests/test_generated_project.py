@@ -251,13 +251,25 @@ def serve_and_predict(project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_project_without_tracking_runs_without_mlflow(render: Callable[..., Path], tmp_path: Path) -> None:
-    project = fresh_copy(render, tmp_path, experiment_tracking="none")
-    step(project, "make", "setup")
-    step(project, "make", "pipeline")
-    step(project, "make", "test")
-    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is not None)"
-    step(project, "uv", "run", "--no-sync", "python", "-c", probe)
-    assert not (project / "mlruns.db").exists()
-    metadata = json.loads((project / "models" / "champion" / "metadata.json").read_text())
-    assert metadata["tracking"] == {"backend": "none"}
+@pytest.mark.parametrize(
+    "answers",
+    [{"task": "multiclass"}, {"task": "regression", "experiment_tracking": "none"}],
+    ids=["multiclass", "regression-without-tracking"],
+)
+def test_every_task_runs_the_ci_steps_and_serves(render: Callable[..., Path], tmp_path: Path, answers: dict) -> None:
+    """The shipped sample of each other task through the CI workflow's steps and a served /predict; the
+    regression render also runs without MLflow, which must then not even be installed."""
+    project = fresh_copy(render, tmp_path, **answers)
+    for target in ("setup", "lint", "typecheck", "test", "precommit", "pipeline"):
+        step(project, "make", target)
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    print(f"  {answers} model metrics: {metrics['model']}\n  baseline: {metrics['baseline']}")
+    assert metrics["task"] == answers["task"]
+    assert json.loads((project / "reports" / "gate.json").read_text())["promoted"] is True
+    serve_and_predict(project)
+    if answers.get("experiment_tracking") == "none":
+        probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is not None)"
+        step(project, "uv", "run", "--no-sync", "python", "-c", probe)
+        assert not (project / "mlruns.db").exists()
+        metadata = json.loads((project / "models" / "champion" / "metadata.json").read_text())
+        assert metadata["tracking"] == {"backend": "none"}
