@@ -6,7 +6,6 @@ test session however many checkers look at it.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -16,29 +15,95 @@ import pytest
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 
-CLOUDS = ("aws", "gcp", "azure", "none")
-SERVING = ("container", "managed", "batch", "none")
-TRACKING = ("mlflow", "none")
+# The answers that change what a render contains, with every value each can take. A new answer (or a new value)
+# adds its pairs to the matrix below, not a product: the renders grow linearly with the answer space.
+ANSWER_SPACE: dict[str, tuple] = {
+    "cloud_provider": ("aws", "gcp", "azure", "none"),
+    "serving": ("container", "managed", "batch", "none"),
+    "experiment_tracking": ("mlflow", "none"),
+    "monitoring": (True, False),
+    "task": ("binary", "multiclass", "regression"),
+    "python_version": ("3.11", "3.12", "3.13"),
+}
+DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
+CLOUDS = ANSWER_SPACE["cloud_provider"]
+SERVING = ANSWER_SPACE["serving"]
+TRACKING = ANSWER_SPACE["experiment_tracking"]
 
 
 def is_allowed(cloud: str, serving: str) -> bool:
-    """The combinations copier.yml accepts (mirrors its `serving` validator)."""
+    """The cloud x serving combinations copier.yml accepts (mirrors its `serving` validator)."""
     return not (serving == "managed" and cloud == "none")
 
 
-ALLOWED_COMBOS = [
-    {"cloud_provider": c, "serving": s, "experiment_tracking": t}
-    for c, s, t in itertools.product(CLOUDS, SERVING, TRACKING)
-    if is_allowed(c, s)
+def allows(answers: dict) -> bool:
+    """Whether a (possibly partial) answer set passes copier.yml's validators."""
+    if "cloud_provider" in answers and "serving" in answers:
+        return is_allowed(answers["cloud_provider"], answers["serving"])
+    return True
+
+
+def all_pairs(space: dict[str, tuple], allowed: Callable[[dict], bool]) -> list[dict]:
+    """A small set of answer sets that together contain every allowed pair of values of two answers.
+
+    Greedy (in the manner of AETG): each new row starts from the first pair not yet covered and takes, answer by
+    answer, the allowed value that covers the most pairs still missing. Deterministic, so test ids are stable.
+    """
+    names = list(space)
+
+    def pairs(row: dict) -> set[tuple]:
+        return {(a, row[a], b, row[b]) for i, a in enumerate(names) for b in names[i + 1 :] if a in row and b in row}
+
+    uncovered = [
+        (a, va, b, vb)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        for va in space[a]
+        for vb in space[b]
+        if allowed({a: va, b: vb})
+    ]
+    missing = set(uncovered)
+    rows: list[dict] = []
+    while missing:
+        a, va, b, vb = next(pair for pair in uncovered if pair in missing)
+        row = {a: va, b: vb}
+        for name in names:
+            if name in row:
+                continue
+            candidates = [value for value in space[name] if allowed({**row, name: value})]
+            row[name] = max(candidates, key=lambda value: len(pairs({**row, name: value}) & missing))
+        rows.append({name: row[name] for name in names})
+        missing -= pairs(row)
+    return rows
+
+
+# Profiles a team is likely to pick, rendered in full beside the pairwise rows (the defaults are the first row).
+NAMED_PROFILES: list[dict] = [
+    {},
+    {"cloud_provider": "none", "serving": "none", "experiment_tracking": "none"},
 ]
-# Infrastructure does not depend on experiment tracking: one render per cloud x serving is enough for it.
+PAIRWISE = all_pairs(ANSWER_SPACE, allows)
+# Every render the checkers run on: the named profiles, then every allowed pair of answer values.
+RENDER_MATRIX = [{**DEFAULTS, **profile} for profile in NAMED_PROFILES] + [
+    row for row in PAIRWISE if row not in [{**DEFAULTS, **profile} for profile in NAMED_PROFILES]
+]
+# Checks of the infrastructure and deployment depend on cloud x serving only: the first render of each pair.
 CLOUD_SERVING_COMBOS = [
-    {"cloud_provider": c, "serving": s} for c, s in itertools.product(CLOUDS, SERVING) if is_allowed(c, s)
+    next(row for row in RENDER_MATRIX if (row["cloud_provider"], row["serving"]) == (cloud, serving))
+    for cloud in CLOUDS
+    for serving in SERVING
+    if is_allowed(cloud, serving)
 ]
+
+
+def non_default(answers: dict) -> dict:
+    """The answers that differ from the defaults (one render serves every spelling of the same answer set)."""
+    return {name: value for name, value in answers.items() if DEFAULTS.get(name, object()) != value}
 
 
 def combo_id(answers: dict) -> str:
-    return "-".join(f"{v}" for v in answers.values()) or "defaults"
+    changed = non_default(answers)
+    return "-".join(f"{name}={value}" for name, value in changed.items()) or "defaults"
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -60,6 +125,7 @@ def render(copie_session) -> Callable[..., Path]:
     cache: dict[tuple, Path] = {}
 
     def _render(**answers: object) -> Path:
+        answers = non_default(answers)
         key = tuple(sorted(answers.items()))
         if key not in cache:
             result = copie_session.copy(extra_answers=answers)

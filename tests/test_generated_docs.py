@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id
+from conftest import CLOUD_SERVING_COMBOS, RENDER_MATRIX, combo_id
 
 # Service names that belong to one cloud; a doc of another cloud must not mention them.
 CLOUD_TERMS = {
@@ -63,7 +63,7 @@ def makefile_targets(project: Path) -> set[str]:
     return set(re.findall(r"^([a-zA-Z0-9_-]+):", (project / "Makefile").read_text(encoding="utf-8"), re.M))
 
 
-ALL_RENDERS = [*ALLOWED_COMBOS, *({**combo, "monitoring": False} for combo in CLOUD_SERVING_COMBOS)]
+ALL_RENDERS = RENDER_MATRIX
 
 
 @pytest.mark.parametrize("answers", ALL_RENDERS, ids=combo_id)

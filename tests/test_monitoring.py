@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id, run, tool
+from conftest import CLOUD_SERVING_COMBOS, RENDER_MATRIX, combo_id, run, tool
 
 RULES = "monitoring/prometheus/rules/slo.rules.yml"
 TASKS = ("binary", "multiclass", "regression")
@@ -116,7 +116,7 @@ def promql_series_names(expr: str) -> set[str]:
     return {token for token in tokens if token.lower() not in PROMQL_WORDS}
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     project = render(**answers)
     package = next((project / "src").iterdir()).name
@@ -130,9 +130,7 @@ def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    "answers", [*ALLOWED_COMBOS, *({"task": task} for task in TASKS if task != "binary")], ids=combo_id
-)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: dict) -> None:
     project = render(**answers)
     if not once_per_content(project, "promtool"):
@@ -151,7 +149,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: d
     assert config.returncode == 0, config.stdout + config.stderr
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: dict) -> None:
     project = render(**answers)
     alerts = [rule for rule in load_rules(project) if "alert" in rule]
@@ -177,7 +175,7 @@ def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: 
         assert runbook.is_file(), f"{alert['alert']}: {url} points to a file the render does not contain"
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) -> None:
     project = render(**answers)
     slo = yaml.safe_load((project / "monitoring/slo.yaml").read_text(encoding="utf-8"))
@@ -194,7 +192,7 @@ def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) 
     )
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_rules_and_dashboards_query_only_series_that_exist(render, answers: dict) -> None:
     project = render(**answers)
     rules = load_rules(project)
@@ -305,7 +303,7 @@ def test_dashboards_show_every_model_metric(render, answers: dict) -> None:
             assert series & selected, f"{name} is on no dashboard panel"
 
 
-@pytest.mark.parametrize("answers", ALLOWED_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
 def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) -> None:
     project = render(**answers)
     if not once_per_content(project, "compose"):

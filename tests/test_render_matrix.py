@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALLOWED_COMBOS, combo_id, run, tool
+from conftest import RENDER_MATRIX, combo_id, run, tool
 
 PACKAGE = "customer_churn"
 ANSWER_NAMES = (
@@ -99,12 +99,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     return present, absent
 
 
-RENDERS = [
-    *ALLOWED_COMBOS,
-    {"monitoring": False},
-    {"task": "multiclass"},
-    {"task": "regression", "cloud_provider": "none", "experiment_tracking": "none"},
-]
+RENDERS = RENDER_MATRIX
 
 
 @pytest.mark.parametrize("answers", RENDERS, ids=combo_id)

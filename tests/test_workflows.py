@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALLOWED_COMBOS, CLOUD_SERVING_COMBOS, combo_id, run, tool
+from conftest import CLOUD_SERVING_COMBOS, RENDER_MATRIX, combo_id, run, tool
 
-# Every allowed cloud x serving x tracking combination, plus the defaults without monitoring (no drift.yml).
-WORKFLOW_COMBOS = [*ALLOWED_COMBOS, {"monitoring": False}]
+# Every pair of answer values (conftest.RENDER_MATRIX), monitoring off (no drift.yml) among them.
+WORKFLOW_COMBOS = RENDER_MATRIX
 
 PINNED_USES = re.compile(r"^[\w.-]+/[\w./-]+@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+(?:\.\d+){0,2})$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>.+?)\s*$")
