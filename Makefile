@@ -1,6 +1,6 @@
 # Tasks of the template repository itself. The generated project has its own Makefile (template/Makefile.jinja).
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint bench docs clean
+.PHONY: help bootstrap demo test test-fast lint bench docs locks clean
 
 DEMO_DIR ?= build/demo
 BENCH_TASKS ?= binary,multiclass,regression
@@ -33,6 +33,9 @@ bench: bootstrap ## Benchmark the golden path and the generated service per task
 docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)
 	uv run python hooks/options_reference.py
 	uv run mkdocs build --strict --site-dir build/site
+
+locks: ## Re-lock the uv.lock every render ships, per dependency profile (locks/); LOCKS_ARGS=--upgrade moves all
+	uv run python hooks/locks.py $(LOCKS_ARGS)
 
 lint: ## Lint the template's own Python (hooks/, tests/)
 	uv run ruff check hooks tests benchmarks
