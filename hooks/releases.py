@@ -30,7 +30,10 @@ import yaml
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 RELEASE_HEADING = re.compile(r"^## \[(\d+\.\d+\.\d+)\]", re.MULTILINE)
 # The commit of each published release, for clones that lack its tag. Tags are never moved (docs/releasing.md).
-RELEASE_COMMITS = {"0.2.0": "4b90d95806d59eef9d63594bada905565a04da14"}
+RELEASE_COMMITS = {
+    "0.1.0": "7315345f85f9ed0c0f13212426dac9491f59c2e2",
+    "0.2.0": "4b90d95806d59eef9d63594bada905565a04da14",
+}
 
 
 def git(cwd: Path, *args: str) -> str:
