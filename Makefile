@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export CKV_SKIP_PACKAGE_UPDATE_CHECK := true
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 bootstrap: ## Install the template's tools and checkers (uv, copier, pytest, checkov, promtool, ...)
 	bash .ci/bootstrap
@@ -40,6 +40,12 @@ locks: ## Re-lock the uv.lock every render ships, per dependency profile (locks/
 lint: ## Lint the template's own Python (hooks/, tests/)
 	uv run ruff check hooks tests benchmarks
 	uv run ruff format --check hooks tests benchmarks
+
+lint-workflows: ## Lint this repository's own .github/ (actionlint with shellcheck, zizmor, the JSON schemas)
+	uv run actionlint
+	uv run zizmor --offline .github
+	uv run check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	uv run check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
 clean: ## Remove build output
 	rm -rf build .pytest_cache

@@ -19,11 +19,13 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 # adds its pairs to the matrix below, not a product: the renders grow linearly with the answer space.
 ANSWER_SPACE: dict[str, tuple] = {
     "cloud_provider": ("aws", "gcp", "azure", "none"),
-    "serving": ("container", "managed", "batch", "none"),
+    "serving": ("container", "managed", "batch", "kubernetes", "none"),
     "experiment_tracking": ("mlflow", "none"),
     "monitoring": (True, False),
     "task": ("binary", "multiclass", "regression"),
     "python_version": ("3.11", "3.12", "3.13"),
+    # asked only with serving kubernetes (copier.yml `when`); False is its default everywhere else
+    "kserve": (False, True),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -33,14 +35,21 @@ TRACKING = ANSWER_SPACE["experiment_tracking"]
 
 def is_allowed(cloud: str, serving: str) -> bool:
     """The cloud x serving combinations copier.yml accepts (mirrors its `serving` validator)."""
-    return not (serving == "managed" and cloud == "none")
+    return not (serving in ("managed", "kubernetes") and cloud == "none")
 
 
 def allows(answers: dict) -> bool:
-    """Whether a (possibly partial) answer set passes copier.yml's validators."""
-    if "cloud_provider" in answers and "serving" in answers:
-        return is_allowed(answers["cloud_provider"], answers["serving"])
-    return True
+    """Whether a (possibly partial) answer set passes copier.yml's validators and `when` conditions."""
+    if (
+        "cloud_provider" in answers
+        and "serving" in answers
+        and not is_allowed(answers["cloud_provider"], answers["serving"])
+    ):
+        return False
+    # kserve is asked only with serving kubernetes, which needs a cloud
+    return not answers.get("kserve") or (
+        answers.get("serving", "kubernetes") == "kubernetes" and answers.get("cloud_provider") != "none"
+    )
 
 
 def all_pairs(space: dict[str, tuple], allowed: Callable[[dict], bool]) -> list[dict]:

@@ -131,7 +131,8 @@ def test_uv_is_pinned_and_installs_only_the_runtime_dependencies(project: Path, 
     assert len(syncs) == 2  # dependencies (cached layer), then the project
     for command in syncs:
         assert {"--locked", "--no-dev", "--no-default-groups"} <= set(command.split())
-        assert ("--group batch" in command) == (answers.get("serving") == "batch")
+        # serving kubernetes: the same image also runs the batch CronJob (deploy/kubernetes/base/cronjob.yaml)
+        assert ("--group batch" in command) == (answers.get("serving") in ("batch", "kubernetes"))
         for group in ("train", "dev"):
             assert f"--group {group}" not in command
 

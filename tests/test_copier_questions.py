@@ -80,6 +80,7 @@ REFUSED = [
     ({"cloud_provider": "gcp", "region": "us-east-1"}, "is not a gcp region"),
     ({"cloud_provider": "azure", "region": "mars-north1"}, "is not a azure region"),
     ({"cloud_provider": "none", "serving": "managed"}, "cannot be combined with cloud_provider"),
+    ({"cloud_provider": "none", "serving": "kubernetes"}, 'serving "kubernetes" deploys to a cloud\'s managed cluster'),
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
@@ -123,3 +124,18 @@ def test_answers_file_records_answers_not_computed_values(render) -> None:
     assert answers["package_name"] == "customer_churn"
     for computed in COMPUTED:
         assert computed not in answers, f"computed value {computed} leaked into .copier-answers.yml"
+
+
+@pytest.mark.parametrize("serving", ["container", "managed", "batch", "none"])
+def test_kserve_is_asked_only_with_serving_kubernetes(render, serving: str) -> None:
+    assert QUESTIONS["kserve"]["when"] == "{{ serving == 'kubernetes' }}"
+    assert QUESTIONS["kserve"]["default"] is False, "existing projects must update to kserve: false"
+    answers = yaml.safe_load((render(serving=serving) / ".copier-answers.yml").read_text())
+    assert "kserve" not in answers, f"kserve recorded for serving {serving}"
+
+
+def test_kserve_is_recorded_with_serving_kubernetes(render) -> None:
+    answers = yaml.safe_load((render(serving="kubernetes", kserve=True) / ".copier-answers.yml").read_text())
+    assert answers["serving"] == "kubernetes" and answers["kserve"] is True
+    answers = yaml.safe_load((render(serving="kubernetes") / ".copier-answers.yml").read_text())
+    assert answers["kserve"] is False

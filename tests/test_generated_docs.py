@@ -33,6 +33,9 @@ SERVING_TERMS = {
     ("azure", "container"): ("Azure Container Apps app",),
     ("azure", "managed"): ("Azure Machine Learning managed online endpoint",),
     ("azure", "batch"): ("Container Apps job",),
+    ("aws", "kubernetes"): ("Amazon EKS cluster",),
+    ("gcp", "kubernetes"): ("GKE cluster",),
+    ("azure", "kubernetes"): ("AKS cluster",),
 }
 # Paths the docs cite that exist only after the pipeline or a service ran (not in a fresh render).
 RUNTIME_PREFIXES = ("data/", "models/", "reports/", "docs/model-card.md")

@@ -18,7 +18,7 @@ import pytest
 from conftest import RENDER_MATRIX, TEMPLATE_ROOT, combo_id, run
 
 sys.path.insert(0, str(TEMPLATE_ROOT / "hooks"))
-import locks  # noqa: E402
+import locks
 
 
 def uv() -> str:

@@ -23,8 +23,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CLOUD_SERVING_COMBOS, RENDER_MATRIX, combo_id, run, tool
+from conftest import RENDER_MATRIX, combo_id, run, tool
 
+# The renders of the pairwise matrix with monitoring on, and with it off (each cloud and serving mode is in both).
+MONITORED = [answers for answers in RENDER_MATRIX if answers["monitoring"]]
+UNMONITORED = [answers for answers in RENDER_MATRIX if not answers["monitoring"]]
 RULES = "monitoring/prometheus/rules/slo.rules.yml"
 TASKS = ("binary", "multiclass", "regression")
 MODEL_ALERTS = {
@@ -116,7 +119,7 @@ def promql_series_names(expr: str) -> set[str]:
     return {token for token in tokens if token.lower() not in PROMQL_WORDS}
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     project = render(**answers)
     package = next((project / "src").iterdir()).name
@@ -130,7 +133,7 @@ def test_rules_are_generated_from_the_slo_file(render, answers: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: dict) -> None:
     project = render(**answers)
     if not once_per_content(project, "promtool"):
@@ -149,7 +152,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(render, answers: d
     assert config.returncode == 0, config.stdout + config.stderr
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: dict) -> None:
     project = render(**answers)
     alerts = [rule for rule in load_rules(project) if "alert" in rule]
@@ -175,7 +178,7 @@ def test_every_alert_is_complete_and_links_an_existing_runbook(render, answers: 
         assert runbook.is_file(), f"{alert['alert']}: {url} points to a file the render does not contain"
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) -> None:
     project = render(**answers)
     slo = yaml.safe_load((project / "monitoring/slo.yaml").read_text(encoding="utf-8"))
@@ -192,7 +195,7 @@ def test_burn_rate_alerts_pair_a_long_and_a_short_window(render, answers: dict) 
     )
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_rules_and_dashboards_query_only_series_that_exist(render, answers: dict) -> None:
     project = render(**answers)
     rules = load_rules(project)
@@ -303,7 +306,7 @@ def test_dashboards_show_every_model_metric(render, answers: dict) -> None:
             assert series & selected, f"{name} is on no dashboard panel"
 
 
-@pytest.mark.parametrize("answers", RENDER_MATRIX, ids=combo_id)
+@pytest.mark.parametrize("answers", MONITORED, ids=combo_id)
 def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) -> None:
     project = render(**answers)
     if not once_per_content(project, "compose"):
@@ -326,9 +329,9 @@ def test_compose_file_and_grafana_provisioning_are_valid(render, answers: dict) 
     assert datasource["datasources"][0]["uid"] == "prometheus"
 
 
-@pytest.mark.parametrize("answers", CLOUD_SERVING_COMBOS, ids=combo_id)
+@pytest.mark.parametrize("answers", UNMONITORED, ids=combo_id)
 def test_monitoring_off_leaves_no_dangling_reference(render, answers: dict) -> None:
-    project = render(**answers, monitoring=False)
+    project = render(**answers)
 
     assert not (project / "monitoring").exists()
     assert not (project / ".github/workflows/drift.yml").exists()

@@ -19,7 +19,7 @@ PACKAGE = "customer_churn"
 ANSWER_NAMES = (
     "project_name|project_slug|package_name|description|author_name|author_email|github_org|cost_center|"
     "python_version|license|task|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
-    "cloud_region|dvc_remote_url"
+    "cloud_region|dvc_remote_url|kserve"
 )
 LEFTOVER_ANSWER = re.compile(r"\{\{-?\s*(" + ANSWER_NAMES + r")\b")
 JINJA_STATEMENT = re.compile(r"\{%-?\s*(if|for|set|raw|endif|endfor|endraw|else|elif)\b")
@@ -80,6 +80,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     tracking = answers.get("experiment_tracking", "mlflow")
     monitoring = answers.get("monitoring", True)
     task = answers.get("task", "binary")
+    kserve = answers.get("kserve", False)
     present, absent = set(ALWAYS), set()
 
     for other, sample in SAMPLES.items():
@@ -92,6 +93,31 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     deploys = cloud != "none" and serving != "none"
     (present if deploys else absent).add(".github/workflows/cd.yml")
     (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/tracking/mlflow_backend.py")
+    # serving kubernetes: the kustomize tree, the cloud side in Terraform, and the KServe variant only with kserve
+    kubernetes = serving == "kubernetes"
+    (present if kubernetes else absent).update(
+        {
+            "deploy/kubernetes/base/kustomization.yaml",
+            "deploy/kubernetes/base/deployment.yaml",
+            "deploy/kubernetes/base/cronjob.yaml",
+            "deploy/kubernetes/staging/kustomization.yaml",
+            "deploy/kubernetes/production/kustomization.yaml",
+            "deploy/kubernetes/namespaces.yaml",
+            "deploy/kubernetes/README.md",
+        }
+    )
+    if not kubernetes:
+        absent.add("deploy")
+    (present if kubernetes and kserve else absent).add("deploy/kubernetes/components/kserve/inferenceservice.yaml")
+    if not (kubernetes and kserve):
+        absent.add("deploy/kubernetes/components")
+    (present if kubernetes and monitoring else absent).add("deploy/kubernetes/base/podmonitor.yaml")
+    for other in ("aws", "gcp", "azure"):
+        for name in ("serving_kubernetes.tf", "outputs_kubernetes.tf"):
+            (present if kubernetes and other == cloud else absent).add(f"infra/terraform/{other}/{name}")
+    (present if kubernetes and cloud == "azure" and monitoring else absent).add(
+        "infra/terraform/azure/monitoring_kubernetes.tf"
+    )
     monitored = {"monitoring", f"src/{PACKAGE}/monitoring/drift.py", "docs/runbooks/drift.md"}
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect
@@ -165,13 +191,23 @@ def test_generated_python_passes_ruff(render, answers: dict) -> None:
 
 @pytest.mark.parametrize("python_version", ["3.11", "3.12", "3.13"])
 def test_python_version_reaches_every_place_that_names_it(render, python_version: str) -> None:
-    """Only 3.11 runs here, so other versions are checked statically."""
+    """Only 3.11 runs here, so other versions are checked statically.
+
+    `requires-python` is the support floor, not the answer (one lock serves every answer), and ruff takes its
+    target version from it; the answer picks the interpreter: .python-version (uv, locally and in CI), the
+    Docker image, mypy's target and the drift workflow's UV_PYTHON.
+    """
     project = render(python_version=python_version)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    assert pyproject["project"]["requires-python"] == f">={python_version}"
-    assert pyproject["tool"]["ruff"]["target-version"] == "py" + python_version.replace(".", "")
+    floor = re.fullmatch(r">=(\d+)\.(\d+)", pyproject["project"]["requires-python"])
+    assert floor, pyproject["project"]["requires-python"]
+    assert (int(floor[1]), int(floor[2])) <= tuple(map(int, python_version.split("."))), "the answer is below the floor"
+    assert "target-version" not in pyproject["tool"]["ruff"], "ruff infers it from requires-python"
+    assert pyproject["tool"]["mypy"]["python_version"] == python_version
     assert (project / ".python-version").read_text().strip() == python_version
     assert f"python:{python_version}-" in (project / "Dockerfile").read_text()
+    drift = yaml.safe_load((project / ".github/workflows/drift.yml").read_text())
+    assert drift["env"]["UV_PYTHON"] == python_version
 
 
 def test_default_render_has_no_stray_jinja_suffix_or_empty_dirs(render) -> None:

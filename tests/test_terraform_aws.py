@@ -3,20 +3,18 @@
 Formatting, checkov and `terraform validate` run for every cloud in tests/test_terraform.py; this module
 checks what those cannot: tags reach every resource, every bucket is hardened, the CI trust names this
 repository exactly, the registry is immutable, serving resources wait for an image tag, the infrastructure
-agrees with the Dockerfile (port 8000, /health) and the serving mode's files, and a plan against a mocked
-provider evaluates for both environments before and after a deploy.
+agrees with the Dockerfile (port 8000, /health) and the serving mode's files. Plans against a mocked provider
+(the module's own tests/*.tftest.hcl) run in tests/test_terraform_plan.py, an apply against moto in
+tests/test_terraform_apply.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run
 from terraform_hcl import RootModule, load
 
 SERVING_MODES = ("container", "managed", "batch", "none")
@@ -61,7 +59,6 @@ SERVING_RESOURCE_TYPES = {
     "aws_vpc_endpoint",
 }
 ALWAYS_ON_EXCEPTIONS = {("aws_vpc_endpoint", "s3")}  # the S3 gateway endpoint is free
-PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 
 
 class Module(RootModule):
@@ -147,6 +144,9 @@ def test_default_tags_cover_every_resource(aws: dict[str, Module], mode: str) ->
     provider = _one(providers)
     assert "alias" not in provider, "an aliased provider would need its own default_tags"
     tags = _one(provider["default_tags"])["tags"]
+    if tags == "${local.default_tags}":  # one map, which the module's terraform tests read as well
+        tags = module.locals()["default_tags"]
+    assert isinstance(tags, dict), f"default_tags must be a literal map or local.default_tags, not {tags!r}"
     assert tags.keys() >= REQUIRED_TAGS
     assert tags["project"] == "${var.project}" and tags["environment"] == "${var.environment}"
     # A resource-level tag with the same key would override the default for that resource.
@@ -351,108 +351,3 @@ def test_makefile_drives_this_module(render) -> None:
         assert re.search(rf"^{target}:.*## ", makefile, re.MULTILINE), target
     assert "-backend-config=envs/$(ENV).backend.hcl" in makefile
     assert '-var-file=envs/$(ENV).tfvars -var "image_tag=$(IMAGE_TAG)"' in makefile
-
-
-MOCK_PROVIDER = """
-mock_provider "aws" {
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_data "aws_partition" {
-    defaults = { partition = "aws" }
-  }
-  mock_data "aws_availability_zones" {
-    defaults = { names = ["us-east-1a", "us-east-1b", "us-east-1c"] }
-  }
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\\"Version\\":\\"2012-10-17\\",\\"Statement\\":[]}" }
-  }
-}
-"""
-
-
-def _plan_tests(mode: str) -> str:
-    """A `terraform test` file: first apply and a deploy, against a mocked AWS provider (no AWS calls)."""
-    certificate = (
-        '\n    certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0"' if mode == "container" else ""
-    )
-    # The resource that serves in each mode (the service URL itself is only known after a real apply).
-    serving = {
-        "container": "length(aws_ecs_service.api) == 1 && length(aws_lb.api) == 1",
-        "managed": "length(aws_sagemaker_endpoint.api) == 1",
-        "batch": "length(aws_scheduler_schedule.batch) == 1",
-        "none": 'output.service_url == ""',
-    }[mode]
-    no_serving = {
-        "container": " && length(aws_ecs_service.api) == 0 && length(aws_lb.api) == 0",
-        "managed": " && length(aws_sagemaker_endpoint.api) == 0",
-        "batch": " && length(aws_scheduler_schedule.batch) == 0",
-        "none": "",
-    }[mode]
-    tests = f"""{MOCK_PROVIDER}
-run "first_apply_creates_no_serving_resources" {{
-  command = plan
-
-  variables {{
-    image_tag = ""
-  }}
-
-  assert {{
-    condition     = output.service_url == ""{no_serving}
-    error_message = "serving resources planned before an image tag is given"
-  }}
-}}
-
-run "deploy_of_an_image_tag" {{
-  command = plan
-
-  variables {{
-    image_tag = "0123456789abcdef"{certificate}
-  }}
-
-  assert {{
-    condition     = {serving}
-    error_message = "the serving resources of {mode} are not planned for an image tag"
-  }}
-
-  assert {{
-    condition     = output.image_tag == "0123456789abcdef"
-    error_message = "the deployed image tag is not an output (make deployed-image-tag reads it)"
-  }}
-}}
-"""
-    if mode == "container":
-        tests += """
-run "deploy_without_a_certificate_is_refused" {
-  command = plan
-
-  variables {
-    image_tag       = "0123456789abcdef"
-    certificate_arn = ""
-  }
-
-  expect_failures = [aws_lb_listener.https]
-}
-"""
-    return tests
-
-
-@pytest.mark.parametrize("environment", ["staging", "production"])
-@pytest.mark.parametrize("mode", SERVING_MODES)
-def test_plans_with_a_mocked_provider(aws: dict[str, Module], mode: str, environment: str, tmp_path: Path) -> None:
-    """Every expression, count and precondition evaluates for both environments, before and after a deploy."""
-    terraform = shutil.which("terraform")
-    provider = PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws"
-    if terraform is None or not any(provider.glob("*/*/terraform-provider-aws*")):
-        pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {provider})")
-    workdir = tmp_path / "aws"
-    shutil.copytree(aws[mode].directory, workdir)
-    (workdir / "tests").mkdir()
-    (workdir / "tests" / "plan.tftest.hcl").write_text(_plan_tests(mode), encoding="utf-8")
-    init = run(
-        [terraform, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],
-        workdir,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
-    result = run([terraform, "test", "-no-color", f"-var-file=envs/{environment}.tfvars"], workdir)
-    assert result.returncode == 0, f"{mode}/{environment}:\n{result.stdout}\n{result.stderr}"

@@ -40,7 +40,8 @@ def _divide(numerator: Any, denominator: Any) -> np.ndarray:
 def _isnull(values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind == "f":
-        return np.isnan(array)
+        missing: np.ndarray = np.isnan(array)  # numpy's ufuncs are typed as returning Any
+        return missing
     if array.dtype.kind == "O":
         return np.array([value is None or value != value for value in array.ravel()]).reshape(array.shape)
     return np.zeros(array.shape, dtype=bool)

@@ -144,7 +144,8 @@ def _read_json(path: Path, required: bool) -> dict[str, Any]:
         if required:
             raise ModelCardError(f"{path} does not exist: train and promote a model first (make pipeline)")
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return report
 
 
 def _champion_report(path: Path, metadata: ModelMetadata, version_key: str) -> dict[str, Any]:

@@ -8,9 +8,11 @@ resource "aws_budgets_budget" "monthly" {
   limit_unit   = "USD"
   time_unit    = "MONTHLY"
 
+  # TagKeyValue is "user:<tag key>$<tag value>". Written as "...$${...}" it would be the literal text "${var.project}"
+  # ($${ escapes an interpolation), a filter that matches no spend: format() puts the `$` in.
   cost_filter {
     name   = "TagKeyValue"
-    values = ["user:project$${var.project}"]
+    values = [format("user:project$%s", var.project)]
   }
 
   notification {

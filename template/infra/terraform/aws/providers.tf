@@ -4,13 +4,18 @@ provider "aws" {
   # Every taggable resource gets these tags, so cost allocation and ownership never depend on a reviewer noticing
   # a missing tag block.
   default_tags {
-    tags = {
-      project     = var.project
-      environment = var.environment
-      owner       = var.owner
-      cost_center = var.cost_center
-      managed_by  = "terraform"
-    }
+    tags = local.default_tags
+  }
+}
+
+locals {
+  # Also read by tests/plan.tftest.hcl, which checks what every resource is tagged with.
+  default_tags = {
+    project     = var.project
+    environment = var.environment
+    owner       = var.owner
+    cost_center = var.cost_center
+    managed_by  = "terraform"
   }
 }
 

@@ -39,10 +39,12 @@ variable "batch_task_memory" {
 }
 
 locals {
-  batch_family     = "${local.name}-batch"
-  data_bucket_arn  = aws_s3_bucket.project["data"].arn
-  batch_input_uri  = "s3://${aws_s3_bucket.project["data"].id}/${var.batch_input_key}"
-  batch_output_uri = "s3://${aws_s3_bucket.project["data"].id}/${var.batch_output_key}"
+  batch_family    = "${local.name}-batch"
+  data_bucket_arn = aws_s3_bucket.project["data"].arn
+  # .bucket (the configured name) rather than .id: the same value, known at plan time, so a plan shows the task's
+  # environment instead of "(known after apply)".
+  batch_input_uri  = "s3://${aws_s3_bucket.project["data"].bucket}/${var.batch_input_key}"
+  batch_output_uri = "s3://${aws_s3_bucket.project["data"].bucket}/${var.batch_output_key}"
   service_url      = local.serving_enabled ? aws_scheduler_schedule.batch[0].name : ""
 }
 

@@ -97,6 +97,10 @@ resource "aws_s3_bucket_logging" "project" {
   bucket        = each.value.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${each.value.id}/"
+
+  # S3 refuses a logging target whose bucket policy does not yet grant logging.s3.amazonaws.com (the same grant the
+  # VPC flow log and the load balancer wait for): every path into the log bucket waits for its policy.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 # New data or a new model version becomes an EventBridge event (a hook for retraining or promotion rules).
@@ -229,39 +233,35 @@ resource "aws_s3_bucket_policy" "logs" {
 
 data "aws_elb_service_account" "current" {}
 
+# Grants first, the TLS-only deny last. Statement order has no effect in AWS; the tests/ apply test's emulator (moto)
+# reads the grants of a logging target in order and stops at a statement whose principal is "*".
 data "aws_iam_policy_document" "logs_bucket" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+  # Each project bucket delivers its access logs under its own prefix only (aws:SourceArn: no other bucket, not even
+  # one of this account, can write there), the policy shape the S3 documentation recommends.
+  dynamic "statement" {
+    for_each = local.buckets
 
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
+    content {
+      sid       = "S3ServerAccessLogs${title(statement.key)}"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.logs.arn}/s3/${statement.value}/*"]
 
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+      principals {
+        type        = "Service"
+        identifiers = ["logging.s3.amazonaws.com"]
+      }
 
-  statement {
-    sid       = "S3ServerAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:s3:::${statement.value}"]
+      }
 
-    principals {
-      type        = "Service"
-      identifiers = ["logging.s3.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
     }
   }
 
@@ -318,6 +318,23 @@ data "aws_iam_policy_document" "logs_bucket" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+  }
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
     }
   }
 }

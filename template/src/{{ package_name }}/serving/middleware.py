@@ -93,7 +93,8 @@ class RequestContextMiddleware:
 
 
 def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]  # ASGI: (lower-case name, value) byte pairs
+    for name, value in headers:
         if name == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1")
             if _VALID_REQUEST_ID.fullmatch(candidate):

@@ -55,7 +55,9 @@ def get_tracker(params: TrackingParams) -> Tracker:
         raise RuntimeError(
             "tracking.backend is mlflow but mlflow is not available: install the train group (make setup)"
         ) from error
-    return MlflowTracker(experiment=params.experiment, registered_model=params.registered_model)
+    # Typed here: without experiment tracking the module is not rendered, and mypy sees MlflowTracker as Any.
+    tracker: Tracker = MlflowTracker(experiment=params.experiment, registered_model=params.registered_model)
+    return tracker
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,64 @@
+# serving = batch: the scheduled ECS Fargate scoring job, planned against a mocked AWS provider with one environment's
+# values (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+run "first_apply_creates_no_serving_resources" {
+  command = plan
+
+  variables {
+    image_tag = ""
+  }
+
+  assert {
+    condition = (
+      length(aws_scheduler_schedule.batch) == 0 && length(aws_ecs_task_definition.batch) == 0
+      && length(aws_vpc_endpoint.interface) == 0 && output.service_url == ""
+    )
+    error_message = "the schedule, the task or the interface endpoints are planned before an image tag is given"
+  }
+}
+
+run "deploy_of_an_image_tag" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef0123456789abcdef01234567"
+  }
+
+  assert {
+    condition = (
+      length(aws_scheduler_schedule.batch) == 1 && aws_scheduler_schedule.batch[0].schedule_expression == var.batch_schedule
+      && output.service_url == "${var.project}-${var.environment}-batch"
+    )
+    error_message = "a deploy does not plan the schedule of envs/<environment>.tfvars (service_url is its name)"
+  }
+
+  assert {
+    condition = (
+      aws_ecs_task_definition.batch[0].cpu == tostring(var.batch_task_cpu) && aws_ecs_task_definition.batch[0].memory == tostring(var.batch_task_memory)
+      && jsonencode(jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].entryPoint) == jsonencode(["python", "-m", "${var.package_name}.batch"])
+      && jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].readonlyRootFilesystem
+      && contains(jsondecode(aws_ecs_task_definition.batch[0].container_definitions)[0].environment, { name = "BATCH_INPUT_URI", value = "s3://${var.project}-data-${var.environment}/${var.batch_input_key}" })
+    )
+    error_message = "the task does not run `python -m <package>.batch` read-only with the environment's CPU and memory"
+  }
+
+  assert {
+    condition = alltrue([
+      for target in aws_scheduler_schedule.batch[0].target : alltrue([
+        for ecs in target.ecs_parameters : ecs.launch_type == "FARGATE" && ecs.task_count == 1 && alltrue([
+          for network in ecs.network_configuration : !network.assign_public_ip
+        ])
+      ]) && alltrue([for retry in target.retry_policy : retry.maximum_retry_attempts == 2])
+    ])
+    error_message = "the schedule must start one Fargate task without a public IP and retry twice"
+  }
+
+  assert {
+    condition     = alltrue([for flex in aws_scheduler_schedule.batch[0].flexible_time_window : flex.mode == "OFF"])
+    error_message = "the batch job must start at its scheduled time"
+  }
+}

@@ -1,0 +1,79 @@
+# serving = kubernetes: `terraform test` plans against a mocked AWS provider (no AWS calls, no cluster), run with
+# either environment's values: terraform test -filter=tests/serving_kubernetes.tftest.hcl -var-file=envs/staging.tfvars
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+
+  # The organisation's cluster, as the EKS API describes it.
+  mock_data "aws_eks_cluster" {
+    defaults = {
+      name     = "platform"
+      identity = [{ oidc = [{ issuer = "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF" }] }]
+    }
+  }
+  mock_data "aws_iam_openid_connect_provider" {
+    defaults = { arn = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF" }
+  }
+}
+
+variables {
+  cluster_name   = "platform"
+  service_domain = "churn.example.org"
+  image_tag      = "0123456789abcdef"
+}
+
+run "workload_roles_trust_only_their_service_accounts" {
+  command = plan
+
+  assert {
+    condition = jsondecode(aws_iam_role.workload["server"].assume_role_policy).Statement[0].Condition.StringEquals == {
+      "oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF:aud" = "sts.amazonaws.com"
+      "oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF:sub" = "system:serviceaccount:${var.project}-${var.environment}:${var.project}"
+    }
+    error_message = "the service's role must trust exactly the service account <project> of namespace <project>-<environment>"
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.workload["batch"].assume_role_policy).Statement[0].Condition.StringEquals["oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF:sub"] == "system:serviceaccount:${var.project}-${var.environment}:${var.project}-batch"
+    error_message = "the batch job's role must trust exactly the service account <project>-batch of the namespace"
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_iam_role.workload["server"].assume_role_policy).Statement) == 1 && jsondecode(aws_iam_role.workload["server"].assume_role_policy).Statement[0].Principal.Federated == data.aws_iam_openid_connect_provider.cluster[0].arn
+    error_message = "the only trusted principal is the cluster's OIDC provider"
+  }
+
+  assert {
+    condition     = aws_eks_access_policy_association.ci[0].access_scope[0].type == "namespace" && length(aws_eks_access_policy_association.ci[0].access_scope[0].namespaces) == 1 && contains(aws_eks_access_policy_association.ci[0].access_scope[0].namespaces, "${var.project}-${var.environment}")
+    error_message = "CD's cluster access must be limited to this environment's namespace"
+  }
+
+  assert {
+    condition     = output.service_url == "https://churn.example.org" && output.kubernetes_namespace == "${var.project}-${var.environment}"
+    error_message = "service_url and the namespace are what make k8s-manifests and the docs expect"
+  }
+}
+
+run "before_cluster_name_nothing_in_the_cluster_is_planned" {
+  command = plan
+
+  variables {
+    cluster_name = ""
+    image_tag    = ""
+  }
+
+  assert {
+    condition     = length(aws_iam_role.workload) == 0 && length(aws_eks_access_entry.ci) == 0 && output.server_workload_identity == ""
+    error_message = "without cluster_name the first apply must create the shared resources only"
+  }
+}
+
+run "a_deploy_needs_the_cluster" {
+  command = plan
+
+  variables {
+    cluster_name = ""
+  }
+
+  expect_failures = [terraform_data.kubernetes_cluster]
+}

@@ -1,0 +1,70 @@
+# serving = managed: the SageMaker real-time endpoint, planned against a mocked AWS provider with one environment's
+# values (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+run "first_apply_creates_no_serving_resources" {
+  command = plan
+
+  variables {
+    image_tag = ""
+  }
+
+  assert {
+    condition     = length(aws_sagemaker_endpoint.api) == 0 && length(aws_sagemaker_model.api) == 0 && output.service_url == ""
+    error_message = "the endpoint or its model are planned before an image tag is given"
+  }
+}
+
+run "deploy_of_an_image_tag" {
+  command = plan
+
+  variables {
+    # A full git SHA: SageMaker names are at most 63 characters, so the revision name must be cut to fit.
+    image_tag = "0123456789abcdef0123456789abcdef01234567"
+  }
+
+  assert {
+    condition     = length(aws_sagemaker_endpoint.api) == 1 && aws_sagemaker_endpoint.api[0].name == "${var.project}-${var.environment}"
+    error_message = "a deploy does not plan the endpoint <project>-<environment>"
+  }
+
+  assert {
+    condition = (
+      length(aws_sagemaker_model.api[0].name) <= 63 && aws_sagemaker_model.api[0].name == aws_sagemaker_endpoint_configuration.api[0].name
+      && startswith(aws_sagemaker_model.api[0].name, "${var.project}-${var.environment}-")
+    )
+    error_message = "the model and endpoint configuration names must fit SageMaker's 63 characters and name the revision"
+  }
+
+  # Autoscaling bounds: what envs/<environment>.tfvars asks for, and production never below two instances.
+  assert {
+    condition = (
+      aws_appautoscaling_target.endpoint[0].min_capacity == var.endpoint_min_instances
+      && aws_appautoscaling_target.endpoint[0].max_capacity == var.endpoint_max_instances
+      && var.endpoint_min_instances >= 1 && var.endpoint_min_instances <= var.endpoint_max_instances
+      && alltrue([for variant in aws_sagemaker_endpoint_configuration.api[0].production_variants : variant.initial_instance_count == var.endpoint_min_instances && variant.instance_type == var.endpoint_instance_type])
+      && (var.environment != "production" || var.endpoint_min_instances >= 2)
+    )
+    error_message = "endpoint autoscaling bounds are not 1 <= min <= max (production: min >= 2), or the endpoint starts outside them"
+  }
+
+  assert {
+    condition = (
+      aws_sagemaker_model.api[0].enable_network_isolation
+      && alltrue([for c in aws_sagemaker_model.api[0].primary_container : c.environment.PORT == "8080" && c.environment.APP_ENV == var.environment])
+    )
+    error_message = "the model container must run network-isolated and listen on SageMaker's port 8080"
+  }
+
+  assert {
+    condition = alltrue([
+      for config in aws_sagemaker_endpoint.api[0].deployment_config : alltrue([
+        for rollback in config.auto_rollback_configuration : length(rollback.alarms) == 1
+      ])
+    ])
+    error_message = "a blue/green update must roll back on the deployment guard alarm"
+  }
+}

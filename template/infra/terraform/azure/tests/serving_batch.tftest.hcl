@@ -1,0 +1,35 @@
+# serving = batch: the scheduled Container Apps job, planned against a mocked azurerm provider with one environment's
+# values (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "azurerm" {
+  source = "./tests/mocks"
+}
+
+run "first_apply_creates_no_serving_resources" {
+  command = plan
+
+  variables {
+    image_tag = ""
+  }
+
+  assert {
+    condition     = length(azurerm_container_app_job.batch) == 0
+    error_message = "the batch job is planned before an image tag is given"
+  }
+}
+
+run "deploy_of_an_image_tag" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef0123456789abcdef01234567"
+  }
+
+  assert {
+    condition = (
+      length(azurerm_container_app_job.batch) == 1 && azurerm_container_app_job.batch[0].tags == local.tags
+      && alltrue([for trigger in azurerm_container_app_job.batch[0].schedule_trigger_config : trigger.cron_expression == var.batch_schedule && trigger.parallelism == 1])
+    )
+    error_message = "a deploy does not plan one tagged job on envs/<environment>.tfvars' schedule"
+  }
+}

@@ -1,0 +1,38 @@
+# serving = managed: the Azure ML workspace and online endpoint, planned against mocked azurerm and azapi providers
+# with one environment's values (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "azurerm" {
+  source = "./tests/mocks"
+}
+
+mock_provider "azapi" {}
+
+run "first_apply_creates_no_serving_resources" {
+  command = plan
+
+  variables {
+    image_tag = ""
+  }
+
+  assert {
+    condition     = length(azapi_resource.ml_endpoint) == 0 && length(azapi_resource.ml_deployment) == 0
+    error_message = "the online endpoint or its deployment are planned before an image tag is given"
+  }
+}
+
+run "deploy_of_an_image_tag" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef0123456789abcdef01234567"
+  }
+
+  assert {
+    condition = (
+      length(azapi_resource.ml_endpoint) == 1 && length(azapi_resource.ml_deployment) == 1
+      && azapi_resource.ml_environment_version[0].name == "0123456789abcdef0123456789abcdef01234567"
+      && (var.environment != "production" || var.managed_instance_count >= 2)
+    )
+    error_message = "a deploy does not plan the endpoint, its deployment and the image's environment version (production: 2 instances)"
+  }
+}

@@ -1,0 +1,46 @@
+# Read by `make k8s-credentials` and `make k8s-manifests` (serving = kubernetes).
+
+output "cluster_name" {
+  description = "GKE cluster the service runs on (gcloud container clusters get-credentials)."
+  value       = var.cluster_name
+}
+
+output "cluster_location" {
+  description = "Region or zone of the cluster."
+  value       = local.cluster_location
+}
+
+output "cluster_project" {
+  description = "Project of the cluster."
+  value       = local.cluster_project
+}
+
+output "kubernetes_namespace" {
+  description = "Namespace of this environment (deploy/kubernetes/<environment>/kustomization.yaml)."
+  value       = local.kubernetes_namespace
+}
+
+output "server_workload_identity" {
+  description = "Google service account of the service's pods: the iam.gke.io/gcp-service-account annotation of its service account."
+  value       = google_service_account.runtime.email
+}
+
+output "batch_workload_identity" {
+  description = "Google service account of the batch CronJob's pods: the iam.gke.io/gcp-service-account annotation of its service account."
+  value       = google_service_account.batch.email
+}
+
+output "batch_input_uri" {
+  description = "BATCH_INPUT_URI of the batch CronJob."
+  value       = "gs://${google_storage_bucket.this["data"].name}/${var.batch_input_path}"
+}
+
+output "batch_output_uri" {
+  description = "BATCH_OUTPUT_URI of the batch CronJob."
+  value       = "gs://${google_storage_bucket.this["data"].name}/${var.batch_output_path}"
+}
+
+output "service_domain" {
+  description = "Public host of the Ingress (empty: make k8s-manifests refuses to build)."
+  value       = var.service_domain
+}

@@ -1,0 +1,36 @@
+# serving = managed: the Vertex AI endpoint, planned against a mocked Google provider with one environment's values
+# (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "google" {
+  source = "./tests/mocks"
+}
+
+run "first_apply_creates_no_serving_resources" {
+  command = plan
+
+  variables {
+    image_tag = ""
+  }
+
+  assert {
+    condition     = length(google_vertex_ai_endpoint.model) == 0
+    error_message = "the Vertex AI endpoint is planned before an image tag is given"
+  }
+}
+
+run "deploy_of_an_image_tag" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef0123456789abcdef01234567"
+  }
+
+  assert {
+    condition = (
+      length(google_vertex_ai_endpoint.model) == 1 && google_vertex_ai_endpoint.model[0].display_name == "${var.project}-${var.environment}"
+      && can(regex("^[0-9]{1,10}$", google_vertex_ai_endpoint.model[0].name))
+      && length(google_vertex_ai_endpoint.model[0].encryption_spec) == 1
+    )
+    error_message = "a deploy does not plan a CMEK-encrypted endpoint with a numeric ID for this environment"
+  }
+}

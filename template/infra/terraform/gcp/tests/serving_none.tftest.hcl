@@ -1,0 +1,19 @@
+# serving = none: storage, registry and identities only, planned against a mocked Google provider with one
+# environment's values (`make infra-test` runs this file with -var-file=envs/<environment>.tfvars).
+
+mock_provider "google" {
+  source = "./tests/mocks"
+}
+
+run "an_image_tag_deploys_nothing" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef"
+  }
+
+  assert {
+    condition     = output.service_url == "" && output.image_tag == "0123456789abcdef"
+    error_message = "serving none must never expose a service, whatever image tag is given"
+  }
+}

@@ -1,0 +1,560 @@
+"""serving=kubernetes: the kustomize manifests of deploy/kubernetes/, checked offline on every render that has them.
+
+For each render of the matrix with serving=kubernetes (every cloud, KServe on and off):
+- `kubectl kustomize` builds both overlays, and `make k8s-manifests` builds the release CD applies (the overlay
+  plus the image, the cloud identities, the host and the batch URIs, given here instead of read from Terraform);
+- every object validates against the Kubernetes schemas of KUBERNETES_VERSION (kubernetes-validate, strict: no
+  unknown fields), the InferenceService and the PodMonitor against their CRD schemas vendored in tests/schemas/;
+- checkov's Kubernetes policies find nothing on the release manifests (one checkov process for all renders; any
+  inline skip is a `checkov.io/skip<n>: <check>=<reason>` annotation whose reason is a sentence);
+- invariants: selectors match the pods, autoscaling bounds, probes on routes the app has, requests and limits,
+  the image CD builds, shutdown and thread settings consistent with the service and the Dockerfile, the scrape job
+  the alert rules select, the Terraform's workload identities trusting exactly these service accounts;
+- the rollback logic of the Makefile (`make k8s-rollback`) against a stand-in kubectl that records its calls.
+The Terraform side has its own mocked-provider plans, infra/terraform/<cloud>/tests/serving_kubernetes.tftest.hcl,
+which tests/test_terraform_plan.py runs with the other test files of each module.
+
+No cluster is reachable here: applying, the rollout itself and the smoke test through a real Service are not run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import CLOUDS, RENDER_MATRIX, combo_id, run, tool
+
+# The cluster version the manifests are validated against (stated once here and in the generated
+# deploy/kubernetes/README.md): the oldest minor version still in standard support on EKS, GKE and AKS.
+KUBERNETES_VERSION = "1.32"
+SCHEMAS = Path(__file__).parent / "schemas"
+CRD_SCHEMAS = {
+    ("serving.kserve.io/v1beta1", "InferenceService"): SCHEMAS / "kserve-v0.20.0-inferenceservice-v1beta1.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): SCHEMAS / "prometheus-operator-v0.93.0-podmonitor-v1.json",
+}
+ENVIRONMENTS = ("staging", "production")
+SLUG = "customer-churn"
+PACKAGE = "customer_churn"
+KUBERNETES_COMBOS = [answers for answers in RENDER_MATRIX if answers["serving"] == "kubernetes"]
+# What CD passes to `make k8s-manifests` (there read from `terraform output` of the environment).
+IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
+IMAGE_DIGEST = "sha256:" + "ab" * 32
+IDENTITIES = {
+    "aws": ("arn:aws:iam::123456789012:role/{name}-k8s-server", "arn:aws:iam::123456789012:role/{name}-k8s-batch"),
+    "gcp": (
+        "{id}-run@customer-churn-stg.iam.gserviceaccount.com",
+        "{id}-batch@customer-churn-stg.iam.gserviceaccount.com",
+    ),
+    "azure": ("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"),
+}
+REPOSITORIES = {
+    "aws": "123456789012.dkr.ecr.us-east-1.amazonaws.com/customer-churn",
+    "gcp": "us-central1-docker.pkg.dev/customer-churn-stg/customer-churn/customer-churn",
+    "azure": "customerchurnstgabc123.azurecr.io/customer-churn",
+}
+ANNOTATIONS = {
+    "aws": "eks.amazonaws.com/role-arn",
+    "gcp": "iam.gke.io/gcp-service-account",
+    "azure": "azure.workload.identity/client-id",
+}
+BUCKET_SCHEMES = {"aws": "s3://", "gcp": "gs://", "azure": "az://"}
+SERVER = {"app.kubernetes.io/name": SLUG, "app.kubernetes.io/component": "server"}
+BATCH = {"app.kubernetes.io/name": SLUG, "app.kubernetes.io/component": "batch"}
+CHECKOV_SKIP = re.compile(r"^checkov\.io/skip\d+$")
+MIN_REASON_WORDS = 5
+
+
+def test_the_matrix_renders_kubernetes_on_every_cloud_with_and_without_kserve() -> None:
+    clouds = {answers["cloud_provider"] for answers in KUBERNETES_COMBOS}
+    assert clouds == set(CLOUDS) - {"none"}, f"serving=kubernetes renders: {KUBERNETES_COMBOS}"
+    assert {answers["kserve"] for answers in KUBERNETES_COMBOS} == {False, True}
+    assert {answers["monitoring"] for answers in KUBERNETES_COMBOS} == {False, True}
+    assert not [a for a in RENDER_MATRIX if a["kserve"] and a["serving"] != "kubernetes"], "kserve without kubernetes"
+
+
+def documents(text: str) -> list[dict]:
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def one(objects: list[dict], kind: str, name: str = SLUG) -> dict:
+    (found,) = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"].startswith(name)]
+    return found
+
+
+def pod_specs(objects: list[dict]) -> Iterator[tuple[str, dict, dict]]:
+    """(owner, pod labels, pod spec) of every workload, the InferenceService's predictor included."""
+    for obj in objects:
+        spec = obj.get("spec", {})
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield obj["kind"], spec["template"]["metadata"]["labels"], spec["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            template = spec["jobTemplate"]["spec"]["template"]
+            yield obj["kind"], template["metadata"]["labels"], template["spec"]
+        elif obj["kind"] == "InferenceService":
+            yield obj["kind"], spec["predictor"]["labels"], spec["predictor"]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are used: {selector}"
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def k8s_manifests(project: Path, cloud: str, environment: str, **overrides: str) -> Path:
+    """Run `make k8s-manifests` as CD does, with the Terraform outputs given on the command line."""
+    name, service_account_id = f"{SLUG}-{environment}", f"{SLUG}-{'stg' if environment == 'staging' else 'prd'}"
+    server, batch = (value.format(name=name, id=service_account_id) for value in IDENTITIES[cloud])
+    scheme = BUCKET_SCHEMES[cloud]
+    bucket = "data" if cloud == "azure" else f"{SLUG}-data-{environment}"
+    variables = {
+        "ENV": environment,
+        "IMAGE_TAG": IMAGE_TAG,
+        "IMAGE_DIGEST": IMAGE_DIGEST,
+        "K8S_IMAGE_REPOSITORY": REPOSITORIES[cloud],
+        "K8S_HOST": f"churn.{environment}.example.org",
+        "K8S_SERVER_IDENTITY": server,
+        "K8S_BATCH_IDENTITY": batch,
+        "K8S_BATCH_INPUT_URI": f"{scheme}{bucket}/batch/input/records.csv",
+        "K8S_BATCH_OUTPUT_URI": f"{scheme}{bucket}/batch/output/predictions.csv",
+        **({"K8S_STORAGE_ACCOUNT": "customerchurnstgabc123"} if cloud == "azure" else {}),
+        **overrides,
+    }
+    result = run(
+        ["make", "--no-print-directory", "k8s-manifests", *(f"{k}={v}" for k, v in variables.items())], project
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project / "build" / "kubernetes" / environment / "manifests.yaml"
+
+
+_releases: dict[tuple[str, str], list[dict]] = {}
+
+
+@pytest.fixture(params=KUBERNETES_COMBOS, ids=combo_id)
+def combo(request: pytest.FixtureRequest, render) -> tuple[dict, Path]:
+    return request.param, render(**request.param)
+
+
+def release(answers: dict, project: Path, environment: str) -> list[dict]:
+    """The objects CD applies to `environment` (built once per render and environment)."""
+    key = (str(project), environment)
+    if key not in _releases:
+        _releases[key] = documents(k8s_manifests(project, answers["cloud_provider"], environment).read_text())
+    return _releases[key]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_overlays_build_with_kustomize(combo: tuple[dict, Path], environment: str) -> None:
+    answers, project = combo
+    result = run([tool("kubectl"), "kustomize", f"deploy/kubernetes/{environment}"], project)
+    assert result.returncode == 0, result.stderr
+    objects = documents(result.stdout)
+    kinds = sorted(obj["kind"] for obj in objects)
+    print(f"{combo_id(answers)} {environment}: {len(objects)} objects: {kinds}")
+    assert {obj["metadata"]["namespace"] for obj in objects} == {f"{SLUG}-{environment}"}
+    expected = {"ServiceAccount", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy", "Ingress", "CronJob"}
+    expected |= {"InferenceService"} if answers["kserve"] else {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    expected |= {"PodMonitor"} if answers["monitoring"] else set()
+    assert set(kinds) == expected
+    # The committed overlay is a template for the release: the image and the host are still placeholders.
+    assert f"image: {SLUG}\n" in result.stdout
+    assert release(answers, project, environment), "make k8s-manifests built nothing"
+
+
+@functools.cache
+def crd_validator(path: Path) -> jsonschema.protocols.Validator:
+    """One compiled validator per vendored schema (the InferenceService schema is 600 kB)."""
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def unknown_fields(value: object, schema: dict, path: str = "") -> list[str]:
+    """Fields a structural CRD schema does not declare: the API server prunes them, `kubectl apply` (strict field
+    validation) refuses them, and a typo would silently change nothing."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, dict) and "properties" in schema:
+        found = []
+        for key, item in value.items():
+            if key in schema["properties"]:
+                found += unknown_fields(item, schema["properties"][key], f"{path}.{key}")
+            elif "additionalProperties" not in schema:
+                found.append(f"{path}.{key}")
+        return found
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return [
+            f
+            for key, item in value.items()
+            for f in unknown_fields(item, schema["additionalProperties"], f"{path}.{key}")
+        ]
+    if isinstance(value, list) and "items" in schema:
+        return [f for i, item in enumerate(value) for f in unknown_fields(item, schema["items"], f"{path}[{i}]")]
+    return []
+
+
+def validate(obj: dict) -> None:
+    crd = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
+    if crd is None:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        return
+    # A custom resource: the CRD's schema covers spec/status; metadata is the API server's ObjectMeta.
+    validator = crd_validator(crd)
+    validator.validate(obj)
+    body = {key: item for key, item in obj.items() if key not in ("apiVersion", "kind", "metadata")}
+    unknown = unknown_fields(body, validator.schema)
+    if unknown:
+        raise jsonschema.ValidationError(f"fields the CRD does not declare: {unknown}")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", obj["metadata"]["name"]), obj["metadata"]["name"]
+
+
+def test_every_object_validates_against_the_cluster_schemas(combo: tuple[dict, Path]) -> None:
+    answers, project = combo
+    objects = [obj for environment in ENVIRONMENTS for obj in release(answers, project, environment)]
+    objects += documents((project / "deploy/kubernetes/namespaces.yaml").read_text())
+    errors = []
+    for obj in objects:
+        try:
+            validate(obj)
+        except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as error:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {error.message} at {list(error.absolute_path)}")
+    assert not errors, "\n".join(errors)
+
+
+def test_a_wrong_field_fails_the_schema_checks() -> None:
+    """The validators reject what a typo produces, for built-in kinds and for both custom resources."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "a", "imagePullPolcy": "Always"}]}}},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "x"}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate({**isvc, "spec": {"predictor": {"scaleMetric": "gpu"}}})
+    with pytest.raises(jsonschema.ValidationError, match="minReplica"):
+        validate({**isvc, "spec": {"predictor": {"minReplica": 2}}})
+    monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "x"}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate({**monitor, "spec": {"podMetricsEndpoints": [{"port": 8000}]}})
+
+
+def test_checkov_finds_nothing_on_the_release_manifests(render, tmp_path: Path) -> None:
+    """checkov's Kubernetes policies on what CD applies, every render and environment in one checkov process."""
+    seen: set[str] = set()
+    for answers in KUBERNETES_COMBOS:
+        project = render(**answers)
+        sources = [
+            (environment, k8s_manifests(project, answers["cloud_provider"], environment).read_text())
+            for environment in ENVIRONMENTS
+        ]
+        sources.append(("namespaces", (project / "deploy/kubernetes/namespaces.yaml").read_text()))
+        for label, text in sources:
+            digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+            if digest not in seen:
+                seen.add(digest)
+                (tmp_path / f"{combo_id(answers)}-{label}-{digest}.yaml").write_text(text)
+    skips = [
+        (path.name, obj["kind"], value)
+        for path in sorted(tmp_path.glob("*.yaml"))
+        for obj in documents(path.read_text())
+        for key, value in obj["metadata"].get("annotations", {}).items()
+        if CHECKOV_SKIP.match(key)
+    ]
+    unexplained = [skip for skip in skips if len(skip[2].partition("=")[2].split()) < MIN_REASON_WORDS]
+    assert not unexplained, f"checkov skips without a reason: {unexplained}"
+
+    result = run(
+        [tool("checkov"), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download", "--quiet", "-o", "json"],
+        tmp_path,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},
+    )
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    summary = {key: sum(r.get("summary", {}).get(key, 0) for r in reports) for key in ("passed", "failed", "skipped")}
+    print(f"checkov kubernetes on {len(seen)} manifest files: {summary}, inline skips: {skips}")
+    failed = [
+        f"{check['check_id']} {check['resource']} ({Path(check['file_path']).name}): {check['check_name']}"
+        for report in reports
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
+    parsing_errors = [error for report in reports for error in report.get("results", {}).get("parsing_errors", [])]
+    assert not parsing_errors, f"checkov could not parse {parsing_errors}"
+    assert summary["passed"] > 100, f"checkov checked almost nothing: {summary}"
+    assert not failed, f"{len(failed)} failed checkov checks:\n" + "\n".join(failed)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_selectors_match_the_pods(combo: tuple[dict, Path], environment: str) -> None:
+    answers, project = combo
+    objects = release(answers, project, environment)
+    pods = {owner: labels for owner, labels, _ in pod_specs(objects)}
+    server = pods["InferenceService" if answers["kserve"] else "Deployment"]
+    assert SERVER.items() <= server.items() and BATCH.items() <= pods["CronJob"].items()
+    if not answers["kserve"]:
+        deployment = one(objects, "Deployment")
+        assert deployment["spec"]["selector"]["matchLabels"] == SERVER
+        service = one(objects, "Service")
+        assert service["spec"]["selector"] == SERVER
+        assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert selects(one(objects, "PodDisruptionBudget")["spec"]["selector"], server)
+    assert not selects(one(objects, "PodDisruptionBudget")["spec"]["selector"], pods["CronJob"])
+    policies = {obj["metadata"]["name"]: obj for obj in by_kind(objects, "NetworkPolicy")}
+    assert selects(policies[SLUG]["spec"]["podSelector"], server)
+    assert selects(policies[f"{SLUG}-batch"]["spec"]["podSelector"], pods["CronJob"])
+    assert "ingress" not in policies[f"{SLUG}-batch"]["spec"], "nothing may connect to the batch job"
+    sources = [
+        (peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], rule["ports"])
+        for rule in policies[SLUG]["spec"]["ingress"]
+        for peer in rule["from"]
+    ]
+    expected = ["ingress-nginx", "monitoring"] if answers["monitoring"] else ["ingress-nginx"]
+    assert [namespace for namespace, _ in sources] == expected
+    assert all(ports == [{"port": "http", "protocol": "TCP"}] for _, ports in sources)
+    if answers["monitoring"]:
+        assert selects(one(objects, "PodMonitor")["spec"]["selector"], server)
+    for owner, labels, spec in pod_specs(objects):
+        account = spec["serviceAccountName"]
+        assert account == (f"{SLUG}-batch" if owner == "CronJob" else SLUG)
+        assert any(sa["metadata"]["name"] == account for sa in by_kind(objects, "ServiceAccount"))
+        assert ("azure.workload.identity/use" in labels) == (answers["cloud_provider"] == "azure"), owner
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_autoscaling_bounds(combo: tuple[dict, Path], environment: str) -> None:
+    answers, project = combo
+    objects = release(answers, project, environment)
+    if answers["kserve"]:
+        predictor = one(objects, "InferenceService")["spec"]["predictor"]
+        low, high = predictor["minReplicas"], predictor["maxReplicas"]
+        assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("cpu", 70)
+        assert one(objects, "InferenceService")["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    else:
+        hpa = one(objects, "HorizontalPodAutoscaler")
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": SLUG}
+        assert [metric["resource"]["name"] for metric in hpa["spec"]["metrics"]] == ["cpu"]
+        low, high = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+        assert "replicas" not in one(objects, "Deployment")["spec"], "the HPA owns the replica count"
+    assert 1 <= low <= high
+    if environment == "production":
+        assert low >= 2, "production keeps two pods, so a node drain or a zone outage leaves one serving"
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def app_routes(project: Path) -> set[str]:
+    source = (project / "src" / PACKAGE / "serving" / "app.py").read_text(encoding="utf-8")
+    routes = set(re.findall(r'add_api_route\(\s*"(/[^"]*)"', source))
+    assert {"/health", "/ready", "/predict", "/metrics"} <= routes, routes
+    return routes
+
+
+def containers(spec: dict) -> list[dict]:
+    return spec["containers"] + spec.get("initContainers", [])
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_pods_follow_the_service_and_the_dockerfile(combo: tuple[dict, Path], environment: str) -> None:
+    answers, project = combo
+    objects = release(answers, project, environment)
+    routes = app_routes(project)
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    server_main = (project / "src" / PACKAGE / "serving" / "__main__.py").read_text(encoding="utf-8")
+    (drain,) = map(int, re.findall(r"timeout_graceful_shutdown=(\d+)", server_main))
+    image_threads = dict(re.findall(r"\b([A-Z]+_NUM_THREADS)=(\d+)", dockerfile))
+    assert image_threads, "the Dockerfile pins no thread pool"
+    # The image CD builds: <the environment's image repository>:<the commit>@<the digest the image job pushed>.
+    image = f"{REPOSITORIES[answers['cloud_provider']]}:{IMAGE_TAG}@{IMAGE_DIGEST}"
+
+    for owner, _, spec in pod_specs(objects):
+        assert spec["automountServiceAccountToken"] is False, owner
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] and pod_security["runAsUser"] == 10001, owner
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}, owner
+        mounts = {volume["name"]: volume for volume in spec["volumes"]}
+        for container in containers(spec):
+            where = f"{owner}/{container['name']}"
+            assert container["image"] == image, where
+            resources = container["resources"]
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= resources.get(kind, {}).keys(), f"{where}: {kind}"
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True, where
+            assert security["capabilities"] == {"drop": ["ALL"]} and security["runAsNonRoot"] is True, where
+            (tmp,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+            assert "emptyDir" in mounts[tmp["name"]], f"{where}: /tmp must be a writable emptyDir"
+            env = {item["name"]: item for item in container.get("env", [])}
+            for variable, value in image_threads.items():
+                assert env[variable]["value"] == value, f"{where}: {variable} differs from the Dockerfile's"
+        if owner == "CronJob":
+            (batch,) = spec["containers"]
+            assert batch["command"] == ["python", "-m", f"{PACKAGE}.batch"]
+            assert "--group batch" in dockerfile, "the CronJob runs the batch command: the image needs its group"
+            continue
+        (server,) = spec["containers"]
+        assert server["name"] == ("kserve-container" if owner == "InferenceService" else "app")
+        assert [port["containerPort"] for port in server["ports"]] == [8000]
+        assert "EXPOSE 8000" in dockerfile
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert server[probe]["httpGet"]["path"] in routes, f"{owner}: {probe} on a route the app lacks"
+            assert server[probe]["httpGet"]["port"] in ("http", 8000)
+        assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+        pre_stop = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop > 0 and spec["terminationGracePeriodSeconds"] >= pre_stop + drain, (
+            f"{owner}: grace period {spec['terminationGracePeriodSeconds']}s < preStop {pre_stop}s + drain {drain}s"
+        )
+        workers = {item["name"]: item for item in server["env"]}["WEB_CONCURRENCY"]["valueFrom"]["resourceFieldRef"]
+        assert workers == {"containerName": server["name"], "resource": "limits.cpu", "divisor": "1"}
+        zones = [c for c in spec["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
+        assert zones and selects(zones[0]["labelSelector"], SERVER)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_cloud_values_reach_the_release(combo: tuple[dict, Path], environment: str) -> None:
+    answers, project = combo
+    cloud = answers["cloud_provider"]
+    objects = release(answers, project, environment)
+    annotation = ANNOTATIONS[cloud]
+    accounts = {
+        sa["metadata"]["name"]: sa["metadata"].get("annotations", {}) for sa in by_kind(objects, "ServiceAccount")
+    }
+    assert set(accounts) == {SLUG, f"{SLUG}-batch"}
+    assert accounts[SLUG][annotation] != accounts[f"{SLUG}-batch"][annotation], "one cloud identity per workload"
+    ingress = one(objects, "Ingress")
+    host = f"churn.{environment}.example.org"
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [host]
+    assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": f"{SLUG}-tls"}]
+    backend = f"{SLUG}-predictor" if answers["kserve"] else SLUG
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert {path["backend"]["service"]["name"] for path in paths} == {backend}
+    assert {path["path"] for path in paths} <= app_routes(project) - {"/metrics"}, "/metrics stays in the cluster"
+    (batch_config,) = [cm for cm in by_kind(objects, "ConfigMap") if cm["metadata"]["name"].startswith(f"{SLUG}-batch")]
+    assert all(
+        batch_config["data"][key].startswith(BUCKET_SCHEMES[cloud]) for key in ("BATCH_INPUT_URI", "BATCH_OUTPUT_URI")
+    )
+    assert ("AZURE_STORAGE_ACCOUNT_NAME" in batch_config["data"]) == (cloud == "azure")
+    (settings,) = [cm for cm in by_kind(objects, "ConfigMap") if cm["metadata"]["name"].startswith(f"{SLUG}-settings")]
+    assert settings["data"]["APP_ENV"] == environment
+
+
+def test_release_refuses_to_build_without_a_host(render) -> None:
+    answers = KUBERNETES_COMBOS[0]
+    project = render(**answers)
+    with pytest.raises(AssertionError, match="service_domain is empty"):
+        k8s_manifests(project, answers["cloud_provider"], "staging", K8S_HOST="", K8S_STORAGE_ACCOUNT="x")
+    with pytest.raises(AssertionError, match="unexpected characters"):
+        k8s_manifests(project, answers["cloud_provider"], "staging", K8S_HOST="churn.example.org'; rm -rf /")
+
+
+def test_kserve_serves_the_same_image_as_a_custom_predictor(render) -> None:
+    answers = next(answers for answers in KUBERNETES_COMBOS if answers["kserve"])
+    project = render(**answers)
+    objects = release(answers, project, "production")
+    isvc = one(objects, "InferenceService")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert container["name"] == "kserve-container" and container["image"].endswith(f":{IMAGE_TAG}@{IMAGE_DIGEST}")
+    assert not by_kind(objects, "Deployment") and not by_kind(objects, "HorizontalPodAutoscaler")
+    assert not [svc for svc in by_kind(objects, "Service")], "KServe creates the predictor's Service"
+    # Deployment and predictor keep the same pod settings: the variant differs only in who owns the pods.
+    base = yaml.safe_load((project / "deploy/kubernetes/base/deployment.yaml").read_text())["spec"]["template"]["spec"]
+    predictor = isvc["spec"]["predictor"]
+    for key in ("securityContext", "terminationGracePeriodSeconds", "automountServiceAccountToken"):
+        assert predictor[key] == base[key], key
+    (app,) = base["containers"]
+    for key in ("resources", "securityContext", "lifecycle", "volumeMounts"):
+        assert container[key] == app[key], key
+
+
+def test_scrape_job_is_the_one_the_alert_rules_select(render) -> None:
+    answers = next(answers for answers in KUBERNETES_COMBOS if answers["monitoring"])
+    project = render(**answers)
+    slo = yaml.safe_load((project / "monitoring/slo.yaml").read_text())
+    rules = (project / "monitoring/prometheus/rules/slo.rules.yml").read_text()
+    monitor = one(release(answers, project, "staging"), "PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    relabel = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"] if r.get("action") == "replace"}
+    assert relabel["job"] == slo["scrape_job"]
+    assert f'up{{job="{slo["scrape_job"]}"}}' in rules
+
+
+def test_workload_identities_trust_exactly_these_service_accounts(render) -> None:
+    """The Terraform of each cloud names the same namespace and service accounts as the manifests."""
+    for cloud in sorted(set(CLOUDS) - {"none"}):
+        answers = next(answers for answers in KUBERNETES_COMBOS if answers["cloud_provider"] == cloud)
+        project = render(**answers)
+        module = (project / f"infra/terraform/{cloud}/serving_kubernetes.tf").read_text()
+        assert "kubernetes_namespace = local.name" in module, cloud  # <project>-<environment>, as the overlays
+        assert re.search(r'server\s*=\s*var\.project\n\s*batch\s*=\s*"\$\{var\.project\}-batch"', module), cloud
+        subject = {
+            "aws": '"system:serviceaccount:${local.kubernetes_namespace}:${each.value}"',
+            "gcp": '"serviceAccount:${local.workload_pool}[${local.kubernetes_namespace}/${each.value}]"',
+            "azure": '"system:serviceaccount:${local.kubernetes_namespace}:${each.value}"',
+        }[cloud]
+        assert subject in module, cloud
+        for environment in ENVIRONMENTS:
+            overlay = yaml.safe_load((project / f"deploy/kubernetes/{environment}/kustomization.yaml").read_text())
+            assert overlay["namespace"] == f"{SLUG}-{environment}"
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# Stand-in kubectl: records each call, answers `get ... jsonpath` with the image in $STATE, and moves it like
+# `rollout undo` (to $UNDO_TO) and `set image` would.
+echo "$*" >> "$STATE.calls"
+case "$*" in
+  *" get "*) cat "$STATE" ;;
+  *"rollout undo"*) cp "$STATE.undo" "$STATE" ;;
+  *"set image deployment/"*) printf '%s' "${*##*app=}" > "$STATE" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("serving", "undo_to", "expected"),
+    [
+        ("new", "old", ["rollout undo", "rollout status", "set image cronjob/customer-churn-batch batch=old"]),
+        ("old", "older", ["set image cronjob/customer-churn-batch batch=old"]),
+        (
+            "new",
+            "older",
+            ["rollout undo", "rollout status", "set image deployment", "rollout status", "set image cronjob"],
+        ),
+    ],
+    ids=["undo", "nothing-to-undo", "undo-overshoots"],
+)
+def test_rollback_returns_to_the_previous_image(
+    render, tmp_path: Path, serving: str, undo_to: str, expected: list[str]
+) -> None:
+    """`make k8s-rollback`: undo only what this run changed, and end on PREVIOUS_IMAGE whatever undo did."""
+    answers = next(answers for answers in KUBERNETES_COMBOS if not answers["kserve"])
+    project = render(**answers)
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    state = tmp_path / "image"
+    state.write_text(serving)
+    (tmp_path / "image.undo").write_text(undo_to)
+    result = run(
+        ["make", "--no-print-directory", "k8s-rollback", "ENV=production", "PREVIOUS_IMAGE=old", f"KUBECTL={kubectl}"],
+        project,
+        env={**os.environ, "STATE": str(state)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = [line for line in (tmp_path / "image.calls").read_text().splitlines() if " get " not in line]
+    assert len(calls) == len(expected), calls
+    for call, fragment in zip(calls, expected, strict=True):
+        assert call.startswith(f"--namespace {SLUG}-production ") and fragment in call, (call, fragment)
+    assert state.read_text() == "old"
