@@ -29,7 +29,7 @@ run "deploy_of_an_image_tag" {
   command = plan
 
   variables {
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   assert {
@@ -38,7 +38,7 @@ run "deploy_of_an_image_tag" {
   }
 
   assert {
-    condition     = output.image_tag == "0123456789abcdef0123456789abcdef01234567"
+    condition     = output.image_tag == "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
     error_message = "the deployed image tag is not an output (make deployed-image-tag reads it)"
   }
 

@@ -23,7 +23,7 @@ run "deploy_of_an_image_tag" {
 
   variables {
     # A full git SHA: SageMaker names are at most 63 characters, so the revision name must be cut to fit.
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   assert {

@@ -22,7 +22,7 @@ run "deploy_of_an_image_tag" {
   command = plan
 
   variables {
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   # Autoscaling bounds: what envs/<environment>.tfvars asks for, and production keeps two warm replicas.

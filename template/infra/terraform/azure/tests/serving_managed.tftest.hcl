@@ -24,13 +24,13 @@ run "deploy_of_an_image_tag" {
   command = plan
 
   variables {
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   assert {
     condition = (
       length(azapi_resource.ml_endpoint) == 1 && length(azapi_resource.ml_deployment) == 1
-      && azapi_resource.ml_environment_version[0].name == "0123456789abcdef0123456789abcdef01234567"
+      && azapi_resource.ml_environment_version[0].name == "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
       && (var.environment != "production" || var.managed_instance_count >= 2)
     )
     error_message = "a deploy does not plan the endpoint, its deployment and the image's environment version (production: 2 instances)"

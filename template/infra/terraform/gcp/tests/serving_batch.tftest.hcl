@@ -22,7 +22,7 @@ run "deploy_of_an_image_tag" {
   command = plan
 
   variables {
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   assert {

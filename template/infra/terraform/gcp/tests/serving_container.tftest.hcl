@@ -22,7 +22,7 @@ run "deploy_of_an_image_tag" {
   command = plan
 
   variables {
-    image_tag = "0123456789abcdef0123456789abcdef01234567"
+    image_tag = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   }
 
   # Autoscaling bounds: what envs/<environment>.tfvars asks for, and production keeps a warm instance.
@@ -45,7 +45,7 @@ run "deploy_of_an_image_tag" {
   assert {
     condition = alltrue([
       for template in google_cloud_run_v2_service.api[0].template : alltrue([
-        for container in template.containers : container.image == "${local.image_repository}:0123456789abcdef0123456789abcdef01234567"
+        for container in template.containers : container.image == "${local.image_repository}:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
         && alltrue([for port in container.ports : port.container_port == 8000])
       ])
     ])
