@@ -1,16 +1,22 @@
 """Every render ships a uv.lock that matches its pyproject.toml, from the template's lock of its profile.
 
-The locks live in locks/<lock_profile>.lock (hooks/locks.py writes them; `make locks`). `uv lock --check` runs
-offline: it compares the lock with the project's dependencies and needs no index. Only Python 3.11 is installed
+The locks live in locks/<lock_profile>.lock (hooks/locks.py writes them; `make locks`). A lock that matches its
+project is checked offline (`uv lock --check --offline`): uv compares the lock with the project's dependencies and needs
+no index. Every check runs with its own empty uv cache, so a result never depends on what the machine cached before:
+a lock that passes here passes on a new machine. A lock that does *not* match needs the registry to say so (uv
+re-resolves, and offline with an empty cache it can only report "not found in the cache", which does not prove the
+lock is stale), so that one check runs online, against the package index CI reaches. Only Python 3.11 is installed
 here; the lock is universal (every interpreter from `requires-python` up), so 3.11 checks the 3.12 and 3.13 renders
 too. Installing with `--locked` (`make setup`) runs in the end-to-end tests (tests/test_generated_project.py).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -32,8 +38,11 @@ def uv() -> str:
     return str(path)
 
 
-def lock_check(project: Path):
-    return run([uv(), "lock", "--check", "--offline", "--python", sys.executable], cwd=project, timeout=120)
+def lock_check(project: Path, *, offline: bool = True):
+    """`uv lock --check` with an empty cache of its own, so a warm cache cannot change the answer."""
+    command = [uv(), "lock", "--check", "--python", sys.executable, *(["--offline"] if offline else [])]
+    with tempfile.TemporaryDirectory(prefix="uv-cache-") as cache:
+        return run(command, cwd=project, timeout=180, env={**os.environ, "UV_CACHE_DIR": cache})
 
 
 def test_every_lock_profile_has_a_lock_and_every_lock_a_profile() -> None:
@@ -65,16 +74,23 @@ def test_lock_names_the_project_it_is_rendered_for(copie) -> None:
 
 
 def test_a_dependency_edit_makes_the_lock_check_fail(render, tmp_path: Path) -> None:
-    """The check the template's CI relies on can fail: a changed requirement no longer matches the shipped lock."""
+    """The check the template's CI relies on can fail: a changed requirement no longer matches the shipped lock.
+
+    uv must re-resolve to tell, so this check reaches the package index (with an empty cache, whatever the machine
+    cached before); offline it could only say that packages are missing from the cache, which is not the verdict.
+    """
     project = tmp_path / "project"
     shutil.copytree(render(), project)
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(re.sub(r'"numpy>=[\d.]+"', '"numpy>=1.27"', pyproject.read_text(encoding="utf-8")))
+    edited = re.sub(r'"numpy>=[\d.]+"', '"numpy>=1.27"', pyproject.read_text(encoding="utf-8"))
+    assert '"numpy>=1.27"' in edited
+    pyproject.write_text(edited, encoding="utf-8")
 
-    result = lock_check(project)
+    result = lock_check(project, offline=False)
 
     assert result.returncode != 0
-    assert "uv lock" in result.stdout + result.stderr  # "To update the lockfile, run `uv lock`"
+    assert "needs to be updated" in result.stderr, result.stdout + result.stderr
+    assert "network was disabled" not in result.stderr
 
 
 def test_the_project_installs_exactly_its_lock(render) -> None:
