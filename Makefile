@@ -1,6 +1,6 @@
 # Tasks of the template repository itself. The generated project has its own Makefile (template/Makefile.jinja).
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint bench docs locks clean
+.PHONY: help bootstrap demo test test-fast lint bench docs locks tags clean
 
 DEMO_DIR ?= build/demo
 BENCH_TASKS ?= binary,multiclass,regression
@@ -36,6 +36,9 @@ docs: ## Regenerate the options reference from copier.yml and build the docs sit
 
 locks: ## Re-lock the uv.lock every render ships, per dependency profile (locks/); LOCKS_ARGS=--upgrade moves all
 	uv run python hooks/locks.py $(LOCKS_ARGS)
+
+tags: ## Create the missing release tags vX.Y.Z from releases.toml (annotated, CHANGELOG section as message)
+	uv run python hooks/release_tags.py
 
 lint: ## Lint the template's own Python (hooks/, tests/)
 	uv run ruff check hooks tests benchmarks

@@ -3,12 +3,13 @@
 Used by the update round-trip tests (tests/test_update.py) and by `make bench` (benchmarks/bench.py), so both
 measure the same release step.
 
-Where the two versions come from: a fresh clone of main may not carry the release tags, so the repository is
-built in a scratch directory:
+Where the two versions come from: the release tags are made from the release table (releases.toml, `make tags`),
+and the repository is built in a scratch directory:
 
 - the previous release (the second version in CHANGELOG.md) is the REAL release: the tree of its tag `vX.Y.Z`
-  in this repository when the tag is there, else of its commit recorded in `RELEASE_COMMITS` (`git archive`),
-  committed and tagged first. `from_ref` overrides it with any tag or commit of this repository;
+  in this repository, or, in a clone where `make tags` has not run, of the commit the release table names for
+  it (`RELEASE_COMMITS`, the same commit the tag is made on), committed and tagged first. `from_ref` overrides
+  it with any tag or commit of this repository;
 - the newest release (the newest version in CHANGELOG.md) is this working tree as it is (tracked and new files,
   never ignored ones), committed on top and tagged.
 
@@ -23,17 +24,17 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
 
 import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 RELEASE_HEADING = re.compile(r"^## \[(\d+\.\d+\.\d+)\]", re.MULTILINE)
-# The commit of each published release, for clones that lack its tag. Tags are never moved (docs/releasing.md).
-RELEASE_COMMITS = {
-    "0.1.0": "7315345f85f9ed0c0f13212426dac9491f59c2e2",
-    "0.2.0": "4b90d95806d59eef9d63594bada905565a04da14",
-}
+# The commit of each tagged release (the release table, the source of truth of the tags: hooks/release_tags.py).
+RELEASE_COMMITS: dict[str, str] = tomllib.loads((TEMPLATE_ROOT / "releases.toml").read_text(encoding="utf-8"))[
+    "releases"
+]
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -95,7 +96,8 @@ def checkout_real_ref(ref: str, destination: Path, root: Path = TEMPLATE_ROOT) -
 
 
 def release_ref(version: str, root: Path = TEMPLATE_ROOT) -> str:
-    """The tag of a published release in this repository, or its recorded commit when the tag is missing."""
+    """The tag of a published release in this repository, or its commit in the release table when the tag is
+    missing (the commit `make tags` would tag: hooks/release_tags.py refuses a tag that points elsewhere)."""
     tag = f"v{version}"
     probe = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}"], cwd=root, capture_output=True, check=False
@@ -103,7 +105,7 @@ def release_ref(version: str, root: Path = TEMPLATE_ROOT) -> str:
     if probe.returncode == 0:
         return tag
     if version not in RELEASE_COMMITS:
-        raise LookupError(f"release {version} has no tag {tag} here and no entry in RELEASE_COMMITS")
+        raise LookupError(f"release {version} has no tag {tag} here and no commit in releases.toml")
     return RELEASE_COMMITS[version]
 
 

@@ -1,7 +1,8 @@
 """The template repository's own GitHub workflows and its release-notes script.
 
-.github/ of this repository runs the template's tests on pull requests and nightly (tests.yml) and releases a
-`vX.Y.Z` tag (release.yml: changelog check, docs site, GitHub release). It is held to the same standard as the
+.github/ of this repository runs the template's tests on pull requests and nightly (tests.yml), creates the
+missing release tags from releases.toml on every push to main (tags.yml) and releases each new `vX.Y.Z` tag
+(release.yml, called by tags.yml: changelog check, docs site, GitHub release). It is held to the same standard as the
 workflows the template generates (tests/test_workflows.py): actionlint with shellcheck, zizmor, checkov's GitHub
 Actions policies and the vendored JSON schemas all find nothing, every action is pinned to a commit (the same
 commit the generated workflows pin), and every job has least-privilege permissions and a timeout.
@@ -40,7 +41,7 @@ def run_scripts(workflow: dict) -> list[str]:
 
 
 def test_the_repository_has_its_workflows_and_dependabot() -> None:
-    assert {path.name for path in WORKFLOW_FILES} == {"tests.yml", "release.yml"}
+    assert {path.name for path in WORKFLOW_FILES} == {"tests.yml", "tags.yml", "release.yml"}
     assert (GITHUB / "dependabot.yml").is_file()
 
 
@@ -125,6 +126,8 @@ def test_every_action_is_pinned_to_the_commit_the_generated_workflows_pin() -> N
             if not (match := USES_LINE.match(line)):
                 continue
             ref = match["ref"]
+            if ref.startswith("./"):  # this repository's own reusable workflow, at the caller's commit
+                continue
             assert PINNED_USES.match(ref), f"{path.name}:{number}: not pinned to a SHA with its version: {ref}"
             action, sha = ref.split("@")[0], ref.split("@")[1].split()[0]
             seen.setdefault(action, set()).add(sha)
@@ -143,15 +146,25 @@ def test_workflows_are_least_privilege() -> None:
         assert "concurrency" in workflow, f"{name}: no concurrency group"
         for job_id, job in workflow["jobs"].items():
             where = f"{name} job {job_id}"
-            assert isinstance(job.get("timeout-minutes"), int), f"{where}: no timeout-minutes"
             assert isinstance(job.get("permissions"), dict), f"{where}: no explicit permissions"
             writes = {scope for scope, access in job["permissions"].items() if access == "write"}
+            if "uses" in job:  # a call of a reusable workflow: exactly the writes of the jobs it runs, no more
+                called = yaml.safe_load((TEMPLATE_ROOT / job["uses"]).read_text(encoding="utf-8"))
+                needed = {s for j in called["jobs"].values() for s, a in j["permissions"].items() if a == "write"}
+                assert writes == needed, f"{where}: writes {sorted(writes)}, the called jobs need {sorted(needed)}"
+                continue
+            assert isinstance(job.get("timeout-minutes"), int), f"{where}: no timeout-minutes"
             uses = [step.get("uses", "") for step in job.get("steps", [])]
             deploys_pages = any(ref.startswith("actions/deploy-pages@") for ref in uses)
             assert ("id-token" in writes) == deploys_pages, f"{where}: id-token: write exactly for deploy-pages"
             assert ("pages" in writes) == deploys_pages, f"{where}: pages: write exactly for deploy-pages"
-            creates_release = any("gh release create" in script for script in run_scripts({"jobs": {job_id: job}}))
-            assert ("contents" in writes) == creates_release, f"{where}: contents: write only to create the release"
+            scripts = run_scripts({"jobs": {job_id: job}})
+            publishes = any(
+                "gh release create" in script or ("git" in script and " push " in script) for script in scripts
+            )
+            assert ("contents" in writes) == publishes, (
+                f"{where}: contents: write only to push tags or create a release"
+            )
             assert writes <= {"id-token", "pages", "contents"}, f"{where}: writes {sorted(writes)}"
 
 
@@ -198,9 +211,25 @@ def test_tests_run_fast_on_every_pull_request_and_the_whole_suite_for_main_and_n
         assert checkout["with"]["fetch-depth"] == 0, f"{job_id}: the update tests need the tags and history"
 
 
+def test_tags_are_made_from_the_table_on_main_and_each_new_tag_is_released() -> None:
+    tags = workflows()["tags.yml"]
+    assert triggers(tags) == {"push": {"branches": ["main"]}}
+    jobs = tags["jobs"]
+    (checkout,) = [step for step in jobs["tags"]["steps"] if step.get("uses", "").startswith(CHECKOUT)]
+    assert checkout["with"]["fetch-depth"] == 0, "the release commits and the existing tags"
+    scripts = run_scripts({"jobs": {"tags": jobs["tags"]}})
+    assert any("python3 hooks/release_tags.py --json" in script for script in scripts)
+    assert jobs["release"]["needs"] == "tags"
+    assert jobs["release"]["uses"] == "./.github/workflows/release.yml"
+    assert jobs["release"]["with"] == {"tag": "${{ matrix.tag }}"}
+    assert jobs["release"]["strategy"]["matrix"]["tag"] == "${{ fromJSON(needs.tags.outputs.created) }}"
+    assert jobs["release"]["strategy"]["max-parallel"] == 1, "the newest release's docs are deployed last"
+
+
 def test_release_checks_the_changelog_then_publishes_the_docs_then_the_release() -> None:
     release = workflows()["release.yml"]
-    assert triggers(release) == {"push": {"tags": ["v*.*.*"]}}
+    assert set(triggers(release)) == {"workflow_call"}, "the Tags workflow calls it (a pushed tag starts nothing)"
+    assert triggers(release)["workflow_call"]["inputs"]["tag"]["required"] is True
     jobs = release["jobs"]
     assert "hooks/release_notes.py" in "\n".join(run_scripts({"jobs": {"notes": jobs["notes"]}}))
     assert jobs["docs"]["needs"] == "notes"

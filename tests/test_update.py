@@ -1,19 +1,20 @@
 """`copier update` round-trips: a project keeps its own edits and otherwise becomes a fresh render.
 
-Where the two template versions come from (hooks/releases.py): CI runs on a fresh clone of main whose release
-tags may not be pushed, so every test here builds its own template repository in a temporary directory:
+Where the two template versions come from (hooks/releases.py): every test here builds its own template repository
+in a temporary directory:
 
-- the previous release is the REAL one: the tree of its tag, or of its commit recorded in
-  `releases.RELEASE_COMMITS` when the clone has no tag (`git archive`), committed and tagged `v<previous>`;
+- the previous release is the REAL one: the tree of its tag (`make tags` makes the tags from releases.toml; CI
+  runs it), or of the commit releases.toml names for it when the clone has no tags (`git archive`), committed and
+  tagged `v<previous>`;
 - the newest release (the newest version in CHANGELOG.md) is this working tree as it is, committed on top and
   tagged `v<newest>`.
 
 So an update here crosses everything the newest release changes, its migration included. Set UPDATE_FROM_REF
 to another tag or commit of this repository to start from that tree instead.
 
-The releases are tagged here (`v0.1.0`, `v0.2.0`, ...; docs/releasing.md): the 0.2.0 migration (a moved file) is
-tested between the two real tags, and on its own, on a synthetic two-release template, for the cases the real
-releases do not show (a conflict, a file the project deleted).
+The 0.2.0 migration (a moved file) is tested on a synthetic two-release template, below: 0.1.0 has no commit on
+main (releases.toml, [untagged]), so there is no real 0.1.0 to update from. The tags themselves are tested in
+tests/test_release_tags.py.
 """
 
 from __future__ import annotations
@@ -704,55 +705,6 @@ def test_template_drift_lists_what_the_project_changed_relative_to_its_release(
     changed = re.findall(r"^ (\S+)\s+\|", stat, re.MULTILINE)
     assert sorted(changed) == sorted(["params.yaml", GUIDE])
     assert drift.stdout.rstrip().endswith(f"Files this project added (not ignored):\n{NEW_USER_FILE}")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The published releases: tags in this repository, and an update between two of them
-# ------------------------------------------------------------------------------------------------------------
-RELEASE_DATE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2}|Unreleased)$", re.MULTILINE)
-
-
-def require_release_tags() -> None:
-    """Skip, with the reason, in a clone that carries no tags at all (a shallow or tagless CI checkout)."""
-    if not run(["git", "tag", "--list", "v*"], cwd=TEMPLATE_ROOT).stdout.strip():
-        pytest.skip("this clone has no release tags (`git fetch --tags`); the releases are tagged in the repository")
-
-
-def test_every_dated_release_in_the_changelog_is_an_annotated_tag() -> None:
-    """`copier copy` without --vcs-ref takes the newest tag, and migrations run only between tags."""
-    require_release_tags()
-    dated = [
-        version for version, date in RELEASE_DATE.findall(release_file("HEAD", "CHANGELOG.md")) if date != "Unreleased"
-    ]
-    assert dated, "CHANGELOG.md has no dated release"
-    for version in dated:
-        kind = run(["git", "cat-file", "-t", f"v{version}"], cwd=TEMPLATE_ROOT)
-        assert kind.stdout.strip() == "tag", (
-            f"v{version} is missing or not annotated (a clone without tags: `git fetch --tags`); "
-            "docs/releasing.md says how a release is tagged"
-        )
-        assert f"## [{version}]" in release_file(f"v{version}", "CHANGELOG.md"), f"v{version} predates its entry"
-        recorded = releases.RELEASE_COMMITS.get(version)
-        if recorded:
-            assert git(TEMPLATE_ROOT, "rev-parse", f"v{version}^{{commit}}").strip() == recorded
-
-
-def test_update_between_the_first_two_real_releases_carries_the_moved_guide(tmp_path: Path) -> None:
-    """v0.1.0 -> v0.2.0 from this repository's own tags: the 0.2.0 migration moves the edited guide."""
-    require_release_tags()
-    project = render_and_commit(TEMPLATE_ROOT, "v0.1.0", tmp_path / "project")
-    old_guide = project / "TEMPLATE_UPDATES.md"
-    old_guide.write_text(old_guide.read_text(encoding="utf-8") + "\nOur release train is monthly.\n", encoding="utf-8")
-    releases.commit_all(project, "Our note in the guide")
-
-    update(project, "v0.2.0", unsafe=True)
-
-    assert not old_guide.exists()
-    moved = (project / GUIDE).read_text(encoding="utf-8")
-    assert moved.endswith("\nOur release train is monthly.\n")
-    assert moved.startswith(release_file("v0.2.0", f"template/{GUIDE}").rstrip("\n").split("\n", 1)[0])
-    assert yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))["_commit"] == "v0.2.0"
-    assert leftover_conflicts(project) == ([], [])
 
 
 # ------------------------------------------------------------------------------------------------------------
