@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -109,6 +110,66 @@ def test_without_tracking_nothing_mentions_mlflow(render: Callable[..., Path]) -
     assert "backend: none" in (project / "params.yaml").read_text()
     for source in (project / "src").rglob("*.py"):
         assert not re.search(r"^\s*(import|from)\s+mlflow", source.read_text(), re.MULTILINE), source
+
+
+# `make setup` on a machine with Python, git and make but no uv. python3 is a stand-in on PATH: `-m pip` records
+# its arguments and, unless told to fail, puts a stand-in uv (which records its own) where pip --user would; every
+# other use runs the real interpreter (the Makefile asks it for the user base, PYTHONUSERBASE here).
+PYTHON3_STAND_IN = """#!/bin/sh
+if [ "$1 $2" = "-m pip" ]; then
+  echo "pip $*" >> "$CALLS"
+  [ -n "$PIP_FAILS" ] && exit 1
+  mkdir -p "$PYTHONUSERBASE/bin"
+  printf '#!/bin/sh\necho "uv $*" >> "$CALLS"\n' > "$PYTHONUSERBASE/bin/uv"
+  chmod +x "$PYTHONUSERBASE/bin/uv"
+  exit 0
+fi
+exec {python} "$@"
+"""
+
+
+@pytest.mark.parametrize("pip_works", [True, False], ids=["pip-installs-uv", "pip-cannot"])
+def test_make_setup_without_uv_installs_the_locked_uv_or_says_how(
+    render: Callable[..., Path], tmp_path: Path, pip_works: bool
+) -> None:
+    project = render()
+    required = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["uv"]["required-version"]
+    version = required.removeprefix(">=")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"required-version {required!r} is not `>=X.Y.Z`"
+    assert tuple(map(int, version.split("."))) <= uv_version(), "the lock is made with an older uv than this one"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "python3"
+    stand_in.write_text(PYTHON3_STAND_IN.format(python=shutil.which("python3", path="/usr/bin:/bin")), encoding="utf-8")
+    stand_in.chmod(0o755)
+    path = f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"
+    if shutil.which("uv", path=path) or not shutil.which("make", path=path) or not shutil.which("git", path=path):
+        pytest.skip(f"needs make and git but no uv on {path}")
+    calls, user_base = tmp_path / "calls", tmp_path / "user-base"
+    env = {**project_env(), "PATH": path, "CALLS": str(calls), "PYTHONUSERBASE": str(user_base)}
+    env.pop("UV", None)  # `uv run` (which runs these tests) names itself there, and the Makefile would use it
+    if not pip_works:
+        env["PIP_FAILS"] = "1"
+
+    result = run(["make", "--no-print-directory", "setup"], cwd=project, env=env)
+
+    logged = calls.read_text(encoding="utf-8").splitlines()
+    pip = f"pip -m pip install --user --quiet --disable-pip-version-check uv=={version}"
+    if pip_works:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"uv is not installed: installing uv {version}" in result.stdout
+        assert logged == [pip, "uv sync --locked --all-groups", "uv run --no-sync pre-commit install"]
+    else:
+        assert result.returncode != 0
+        assert logged == [pip], "nothing runs after uv could not be installed"
+        assert f"make setup needs uv {version}, and it could not be installed with pip" in result.stderr
+        assert f"https://astral.sh/uv/{version}/install.sh" in result.stderr
+    assert "No such file or directory" not in result.stderr
+
+
+def uv_version() -> tuple[int, ...]:
+    output = run(["uv", "--version"], cwd=TEMPLATE_ROOT).stdout.split()
+    return tuple(map(int, output[1].split(".")))
 
 
 @pytest.mark.slow
