@@ -240,7 +240,12 @@ def add_column_to_data(text: str) -> str:
     return "\n".join(",".join(row) for row in rows) + "\n"
 
 
-PARAMS_EDITS = (("  test_size: 0.2\n", "  test_size: 0.25\n"), ("  threshold: 0.4 ", "  threshold: 0.45 "))
+# A tuned value with the team's comment on its line (the migration carries both), and a tuned value whose line
+# keeps the release's comment.
+PARAMS_EDITS = (
+    ("  test_size: 0.2\n", "  test_size: 0.25  # tuned by team\n"),
+    ("  threshold: 0.4 ", "  threshold: 0.45 "),
+)
 
 
 def edit_like_a_team(project: Path) -> None:
@@ -550,7 +555,7 @@ def load_module(name: str, path: Path) -> Any:
 
 def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fresh_newest: Path, tmp_path: Path) -> None:
     """What the migration does when copier's merge of params.yaml conflicts: the new release's file with each value
-    the project changed, at its new key, and nothing else changed (comments included)."""
+    the project changed, and each comment it added, at its new key, and nothing else changed."""
     base = (fresh_previous / "params.yaml").read_text(encoding="utf-8")
     theirs = (fresh_newest / "params.yaml").read_text(encoding="utf-8")
     ours = base
@@ -562,11 +567,14 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
         ("  slice_by: contract_type\n", "  slice_by: plan\n"),
         ("  permutation_repeats: 5\n", "  permutation_repeats: 5\n  our_own_setting: 3\n"),
         ("  bins: 10 ", "  bins: 20 "),
+        # the team's comments on values it kept: at the end of a line (of a renamed section) and above a key
+        ("    max_iter: 1000\n", "    max_iter: 1000  # converges on our data\n"),
+        ("  baseline_feature:", "  # reviewed with the team in May\n  baseline_feature:"),
     ):
         assert ours.count(old) == 1, old
         ours = ours.replace(old, new)
     text, carried, left = v0_3_0.carry_params(base, ours, theirs)
-    assert (len(carried), left) == (8, [])
+    assert (len(carried), left) == (11, [])
     result, release = v0_3_0._flatten(yaml.safe_load(text)), v0_3_0._flatten(yaml.safe_load(theirs))
     changed = {path: result[path] for path in result if result[path] != release.get(path, KeyError)}
     assert set(release) - set(result) == set()
@@ -588,7 +596,16 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
     def comments(params_text: str) -> list[str]:
         return [line.split("#", 1)[1] for line in params_text.splitlines() if "#" in line]
 
-    assert comments(text) == comments(theirs)
+    team_comments = [" tuned by team", " converges on our data", " reviewed with the team in May"]
+    assert sorted(comments(text)) == sorted(comments(theirs) + team_comments), "the release's and the team's"
+    lines = text.splitlines()
+    at = {
+        path: v0_3_0._locate(lines, path)
+        for path in [("model", "linear", "max_iter"), ("evaluate", "baseline_feature")]
+    }
+    assert lines[at["model", "linear", "max_iter"]] == "    max_iter: 1000  # converges on our data"
+    assert lines[at["evaluate", "baseline_feature"] - 1] == "  # reviewed with the team in May"
+    assert "  test_size: 0.25  # tuned by team" in lines
     # A value whose meaning changed is not carried: the note asks for a new one.
     meaning = ours.replace("  min_improvement_over_baseline: 0.03 ", "  min_improvement_over_baseline: 0.05 ")
     assert meaning != ours

@@ -17,8 +17,8 @@ project had before the update: copier refuses to update a dirty tree):
    note (below) holds the old file to port by hand.
 2. `params.yaml` changes shape (model.type linear, model.linear, gate.metric/thresholds, split.strategy auto).
    copier three-way merges it; when that leaves conflict markers, the file is rebuilt from the new release's
-   params.yaml with the project's own changes (each value it changed relative to its release) carried to their
-   new keys.
+   params.yaml with the project's own changes (each value it changed relative to its release, and each comment it
+   added or reworded on a key's line or right above it) carried to their new keys.
    Where copier's merge of another file conflicts only because the project appended to it (a README section)
    and the release changed its end, the project's addition goes after the release's version.
 3. Files that become the team's in 0.3.0 (`_skip_if_exists`: docs/model-card.template.md, data/raw/*.csv)
@@ -684,8 +684,10 @@ def _split_comment(rest: str) -> tuple[str, str]:
     return rest.strip(), ""
 
 
-def _locate(lines: list[str], path: tuple[str, ...]) -> int | None:
+def _key_lines(lines: list[str]) -> dict[tuple[str, ...], int]:
+    """The path of every key of a block-style YAML file -> the number of its line (the first, if repeated)."""
     stack: list[tuple[int, str]] = []
+    found: dict[tuple[str, ...], int] = {}
     for i, line in enumerate(lines):
         match = KEY_LINE.match(line)
         if not match or line.lstrip().startswith("#"):
@@ -694,9 +696,56 @@ def _locate(lines: list[str], path: tuple[str, ...]) -> int | None:
         while stack and stack[-1][0] >= indent:
             stack.pop()
         stack.append((indent, match["key"]))
-        if tuple(key for _, key in stack) == path:
-            return i
-    return None
+        found.setdefault(tuple(key for _, key in stack), i)
+    return found
+
+
+def _locate(lines: list[str], path: tuple[str, ...]) -> int | None:
+    return _key_lines(lines).get(path)
+
+
+def _comments(lines: list[str], i: int) -> tuple[str, list[str]]:
+    """The comment at the end of key line `i` (with its leading spaces) and the comment lines right above it."""
+    match = KEY_LINE.match(lines[i])
+    assert match is not None
+    inline = _split_comment(match["rest"])[1]
+    above: list[str] = []
+    while i - len(above) > 0 and lines[i - len(above) - 1].lstrip().startswith("#"):
+        above.insert(0, lines[i - len(above) - 1].strip())
+    return inline, above
+
+
+def carry_comments(base: str, ours: str, text: str) -> tuple[str, list[str], list[str]]:
+    """`text` with the comments the project added or reworded in `ours` (relative to `base`, the release it was on):
+    the comment at the end of a key's line and the comment lines right above a key, on that key's line in the new
+    shape: (text, keys whose comments were carried, keys whose comments have no key to go to)."""
+    base_lines, our_lines = base.splitlines(keepends=True), ours.splitlines(keepends=True)
+    base_keys = _key_lines(base_lines)
+    release = yaml.safe_load(text) or {}
+    carried: list[str] = []
+    left: list[str] = []
+    for path, i in _key_lines(our_lines).items():
+        inline, above = _comments(our_lines, i)
+        base_inline, base_above = _comments(base_lines, base_keys[path]) if path in base_keys else ("", [])
+        added_above = [line for line in above if line not in base_above]
+        new_inline = inline if inline.strip() and inline.strip() != base_inline.strip() else ""
+        if not added_above and not new_inline:
+            continue
+        target = new_key(path, None, release)[0]
+        lines = text.splitlines(keepends=True)
+        at = _locate(lines, target)
+        if at is None:
+            left.append(f"`{'.'.join(path)}`: your comment (no such key in the new shape; the diff below has it)")
+            continue
+        match = KEY_LINE.match(lines[at])
+        assert match is not None
+        if new_inline:
+            value = _split_comment(match["rest"])[0]
+            lines[at] = f"{match['indent']}{match['key']}:{' ' + value if value else ''}{new_inline}\n"
+        lines[at:at] = [f"{match['indent']}{comment}\n" for comment in added_above]
+        text = "".join(lines)
+        carried.append(f"`{'.'.join(target)}`: your comment")
+    return text, carried, left
 
 
 def set_value(text: str, path: tuple[str, ...], value: Any, remove: bool = False) -> str | None:
@@ -765,7 +814,8 @@ def _dig(mapping: Any, path: tuple[str, ...]) -> Any:
 
 
 def carry_params(base: str, ours: str, theirs: str) -> tuple[str, list[str], list[str]]:
-    """theirs with the project's changes (ours relative to base) at their new keys: (text, carried, not carried)."""
+    """theirs with the project's changes (ours relative to base) at their new keys, its comments included
+    (carry_comments): (text, carried, not carried)."""
     base_values, our_values = _flatten(yaml.safe_load(base) or {}), _flatten(yaml.safe_load(ours) or {})
     text, carried, left = theirs, [], []
     release = yaml.safe_load(theirs) or {}
@@ -797,7 +847,8 @@ def carry_params(base: str, ours: str, theirs: str) -> tuple[str, list[str], lis
         carried.append(
             f"`{name}`{where}: " + ("removed" if removed else f"{_scalar(base_values.get(path))} -> {_scalar(value)}")
         )
-    return text, carried, left
+    text, commented, uncommented = carry_comments(base, ours, text)
+    return text, carried + commented, left + uncommented
 
 
 def migrate_params(project: Path, note: Note) -> None:
