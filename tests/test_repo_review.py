@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import run, tool
 
 DOC = "docs/project-checks.md"
@@ -24,7 +25,7 @@ DOC = "docs/project-checks.md"
 # skipped because they do not apply (`[tool.repo-review.ignore]`, with the reason repo-review prints) ...
 NOT_APPLICABLE = ("PY007", "PC140", "PC170", "PC901", "PC902", "PC903")
 # ... and failed by design: the tool runs as a local hook, and repo-review recognises only its upstream repository.
-DOCUMENTED_FAILURES = ("PC100", "PC110", "PC160", "PC180", "PC190", "SEC001")
+DOCUMENTED_FAILURES = ("PC100", "PC110", "PC160", "PC180", "PC190")
 DOC_ROW = re.compile(r"^\| `(?P<check>[A-Z]+\d+)` \| (?P<looks_for>[^|]+) \| (?P<reason>[^|]+) \|$", re.M)
 
 
@@ -88,8 +89,19 @@ def test_repo_review_ran_the_scientific_python_checks(review: dict) -> None:
         "MY105",  # redundant-expr
         "MY106",  # truthy-bool
         "RF002",  # ruff's target version from requires-python only
+        "SEC001",  # zizmor: the CI security job's zizmor-action (its hook is local)
     }
     missing = expected_passing - set(checks)
     assert not missing, f"repo-review did not run {sorted(missing)}: is sp-repo-review installed?"
     failing = {name: checks[name]["err_msg"] for name in sorted(expected_passing) if checks[name]["result"] is not True}
     assert not failing, failing
+
+
+def test_the_zizmor_of_code_scanning_is_the_zizmor_of_the_hook(default_render: Path) -> None:
+    """SEC001 passes through the CI step that uploads zizmor's findings: it runs the version the hook pins."""
+    ci = yaml.safe_load((default_render / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    (step,) = [s for s in ci["jobs"]["security"]["steps"] if s.get("uses", "").startswith("zizmorcore/zizmor-action@")]
+    hooks = yaml.safe_load((default_render / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    (zizmor,) = [hook for repo in hooks["repos"] for hook in repo["hooks"] if hook["id"] == "zizmor"]
+    assert zizmor["additional_dependencies"] == [f"zizmor=={step['with']['version']}"]
+    assert step["with"]["online-audits"] is False, "the same offline audits as `make lint-workflows`"
