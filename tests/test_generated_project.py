@@ -167,6 +167,13 @@ def test_make_setup_without_uv_installs_the_locked_uv_or_says_how(
     assert "No such file or directory" not in result.stderr
 
 
+def test_the_image_installs_the_uv_the_lock_was_made_with(render: Callable[..., Path]) -> None:
+    project = render()
+    required = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["uv"]["required-version"]
+    pins = re.findall(r"\buv==(\S+)", (project / "Dockerfile").read_text(encoding="utf-8"))
+    assert pins == [required.removeprefix(">=")], f"the Dockerfile installs uv {pins}, pyproject.toml says {required}"
+
+
 def uv_version() -> tuple[int, ...]:
     output = run(["uv", "--version"], cwd=TEMPLATE_ROOT).stdout.split()
     return tuple(map(int, output[1].split(".")))
