@@ -563,7 +563,7 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
         *PARAMS_EDITS,
         ("  type: logistic_regression ", "  type: hist_gradient_boosting "),
         ("    C: 1.0\n", "    C: 0.5\n"),
-        ("  min_roc_auc: 0.75\n", "  min_roc_auc: 0.8\n"),
+        ("  min_roc_auc: 0.75\n", "  min_roc_auc: 0.8  # agreed with risk\n"),
         ("  slice_by: contract_type\n", "  slice_by: plan\n"),
         ("  permutation_repeats: 5\n", "  permutation_repeats: 5\n  our_own_setting: 3\n"),
         ("  bins: 10 ", "  bins: 20 "),
@@ -574,7 +574,7 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
         assert ours.count(old) == 1, old
         ours = ours.replace(old, new)
     text, carried, left = v0_3_0.carry_params(base, ours, theirs)
-    assert (len(carried), left) == (11, [])
+    assert (len(carried), left) == (12, [])
     result, release = v0_3_0._flatten(yaml.safe_load(text)), v0_3_0._flatten(yaml.safe_load(theirs))
     changed = {path: result[path] for path in result if result[path] != release.get(path, KeyError)}
     assert set(release) - set(result) == set()
@@ -596,7 +596,7 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
     def comments(params_text: str) -> list[str]:
         return [line.split("#", 1)[1] for line in params_text.splitlines() if "#" in line]
 
-    team_comments = [" tuned by team", " converges on our data", " reviewed with the team in May"]
+    team_comments = [" tuned by team", " converges on our data", " reviewed with the team in May", " agreed with risk"]
     assert sorted(comments(text)) == sorted(comments(theirs) + team_comments), "the release's and the team's"
     lines = text.splitlines()
     at = {
@@ -606,6 +606,7 @@ def test_params_changes_are_carried_to_their_new_keys(fresh_previous: Path, fres
     assert lines[at["model", "linear", "max_iter"]] == "    max_iter: 1000  # converges on our data"
     assert lines[at["evaluate", "baseline_feature"] - 1] == "  # reviewed with the team in May"
     assert "  test_size: 0.25  # tuned by team" in lines
+    assert "      roc_auc: {min: 0.8}  # agreed with risk" in lines, "in a flow mapping: on the mapping's line"
     # A value whose meaning changed is not carried: the note asks for a new one.
     meaning = ours.replace("  min_improvement_over_baseline: 0.03 ", "  min_improvement_over_baseline: 0.05 ")
     assert meaning != ours

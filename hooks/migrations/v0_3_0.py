@@ -734,6 +734,10 @@ def carry_comments(base: str, ours: str, text: str) -> tuple[str, list[str], lis
         target = new_key(path, None, release)[0]
         lines = text.splitlines(keepends=True)
         at = _locate(lines, target)
+        if at is None and len(target) > 1:  # a key inside a flow mapping (`roc_auc: {min: 0.75}`): that line
+            parent = _locate(lines, target[:-1])
+            parent_match = KEY_LINE.match(lines[parent]) if parent is not None else None
+            at = parent if parent_match and _split_comment(parent_match["rest"])[0].startswith("{") else None
         if at is None:
             left.append(f"`{'.'.join(path)}`: your comment (no such key in the new shape; the diff below has it)")
             continue
