@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,16 @@ def lock_profile(name: str, answers: dict[str, str], *, upgrade: bool, check: bo
     return f"{name}: {state}, {packages} packages, {len(fresh.encode()) / 1024:.0f} KiB"
 
 
+def required_uv() -> str:
+    """The uv the locks are made with: `required-version = ">=X.Y.Z"` of the generated pyproject.toml, which the
+    generated Makefile installs when uv is missing and the Dockerfile pins."""
+    pyproject = (TEMPLATE_ROOT / "template/pyproject.toml.jinja").read_text(encoding="utf-8")
+    match = re.search(r'^required-version = ">=(\d+\.\d+\.\d+)"$', pyproject, re.MULTILINE)
+    if match is None:
+        raise ValueError('template/pyproject.toml.jinja has no `required-version = ">=X.Y.Z"` under [tool.uv]')
+    return match[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
@@ -113,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shutil.which("uv") is None:
         parser.error("uv is not on PATH: run `make bootstrap`")
+    running = subprocess.run(["uv", "--version"], capture_output=True, text=True, check=False).stdout.split()[1:2]
+    if not args.check and running != [required := required_uv()]:
+        parser.error(
+            f"this is uv {''.join(running)}, and the locks are made with uv {required} (`required-version` in"
+            f" template/pyproject.toml.jinja): install uv {required}, or move required-version and the uv pin of"
+            " template/Dockerfile.jinja to this uv first"
+        )
 
     known = profiles()
     unknown = sorted(set(args.profile or ()) - set(known))

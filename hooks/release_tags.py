@@ -53,8 +53,8 @@ def read_table(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     for version in [*tagged, *untagged]:
         if not VERSION.match(version):
             raise ReleaseTableError(f"{path.name}: {version!r} is not a version X.Y.Z")
-    for version in set(tagged) & set(untagged):
-        raise ReleaseTableError(f"{path.name}: {version} is both under [releases] and under [untagged]")
+    if both := sorted(set(tagged) & set(untagged)):
+        raise ReleaseTableError(f"{path.name}: {', '.join(both)} both under [releases] and under [untagged]")
     for version, commit in tagged.items():
         if not isinstance(commit, str) or not FULL_HASH.match(commit):
             raise ReleaseTableError(f"{path.name}: {version} = {commit!r} is not a full 40-character commit hash")
