@@ -47,8 +47,8 @@ def with_string_columns(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame
     """The contract's string columns (id, categories, string classes) as str, missing values as None."""
     for name in string_columns(contract):
         if name in frame.columns:
-            frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
-            frame[name] = frame[name].map(lambda value: value if value is None else str(value))
+            text = frame[name].astype("string")  # str() of each value, column-wise; missing stays missing
+            frame[name] = text.astype(object).where(text.notna(), None)
     return frame
 
 
