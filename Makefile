@@ -1,9 +1,10 @@
 # Tasks of the template repository itself. The generated project has its own Makefile (template/Makefile.jinja).
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint bench docs locks tags clean
+.PHONY: help bootstrap demo test test-fast lint bench bench-batch docs locks tags clean
 
 DEMO_DIR ?= build/demo
 BENCH_TASKS ?= binary,multiclass,regression
+BENCH_BATCH_ROWS ?= 1000000,10000000
 export PATH := $(HOME)/.local/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export CKV_SKIP_PACKAGE_UPDATE_CHECK := true
@@ -29,6 +30,9 @@ test-fast: ## Run the tests without the slow end-to-end ones
 
 bench: bootstrap ## Benchmark the golden path and the generated service per task (benchmarks/results, SUMMARY.md)
 	uv run python benchmarks/bench.py --tasks $(BENCH_TASKS)
+
+bench-batch: bootstrap ## Benchmark batch scoring at 1M and 10M rows: in memory vs streamed (benchmarks/results/batch.md)
+	uv run python benchmarks/bench_batch.py --rows $(BENCH_BATCH_ROWS)
 
 docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)
 	uv run python hooks/options_reference.py

@@ -39,11 +39,21 @@ def read_table(uri: str, contract: Contract | None = None) -> pd.DataFrame:
     if table_format(uri) == ".csv":
         frame = pd.read_csv(uri, dtype=dict.fromkeys(string_columns(contract), str))
     else:
-        frame = pd.read_parquet(uri)
-        for name in string_columns(contract):
-            if name in frame.columns:
-                frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
-                frame[name] = frame[name].map(lambda value: value if value is None else str(value))
+        frame = with_string_columns(pd.read_parquet(uri), contract)
+    return with_utc_timestamp(frame, contract)
+
+
+def with_string_columns(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The contract's string columns (id, categories, string classes) as str, missing values as None."""
+    for name in string_columns(contract):
+        if name in frame.columns:
+            text = frame[name].astype("string")  # str() of each value, column-wise; missing stays missing
+            frame[name] = text.astype(object).where(text.notna(), None)
+    return frame
+
+
+def with_utc_timestamp(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The contract's timestamp as UTC datetimes (NaT where a value does not parse)."""
     timestamp = contract.timestamp_column
     if timestamp and timestamp in frame.columns:
         frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, errors="coerce")

@@ -2,7 +2,8 @@
 
 Training data goes through the full pandera schema of stages/validate.py; this checks what scoring needs:
 every model input present, of the right type, in range, of a known category, and not missing unless the
-contract says it may be.
+contract says it may be. `broken_rules` gives each rule's failing rows as a mask, so batch scoring can set
+aside exactly the rows that break the contract; `check_inputs` reports them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import pandas as pd
 from ..contract import Column, Contract, load_contract
 from .quality_report import QualityReport, RuleFailure, failure_of
 
+MISSING_COLUMN = "column_in_dataframe"
 
-def _numeric_failures(frame: pd.DataFrame, column: Column, ids: pd.Series | None) -> list[RuleFailure | None]:
-    raw = frame[column.name]
+
+def _numeric_rules(raw: pd.Series, column: Column) -> dict[str, pd.Series]:
     values = pd.to_numeric(raw, errors="coerce")
     checks = [(raw.notna() & values.isna(), "numeric")]
     if not column.nullable:
@@ -28,7 +30,35 @@ def _numeric_failures(frame: pd.DataFrame, column: Column, ids: pd.Series | None
     merged: dict[str, pd.Series] = {}
     for bad, rule in checks:
         merged[rule] = merged[rule] | bad if rule in merged else bad
-    return [failure_of(frame, column.name, rule, bad, ids) for rule, bad in merged.items()]
+    return merged
+
+
+def _categorical_rules(raw: pd.Series, column: Column) -> dict[str, pd.Series]:
+    rules = {"not_nullable": raw.isna()} if not column.nullable else {}
+    rules["allowed_categories"] = raw.notna() & ~raw.astype(str).isin(column.categories)
+    return rules
+
+
+def broken_rules(frame: pd.DataFrame, contract: Contract) -> dict[tuple[str, str], pd.Series]:
+    """(column, rule) -> a boolean mask of the rows of `frame` (positional index) that break the rule.
+
+    A model input missing from the table breaks `column_in_dataframe` on every row. Only rules some row
+    breaks are returned (and a missing column, even in an empty table).
+    """
+    frame = frame.reset_index(drop=True)
+    masks: dict[tuple[str, str], pd.Series] = {}
+    for name, column in contract.columns.items():
+        if name not in frame.columns:
+            rules = {MISSING_COLUMN: pd.Series(True, index=frame.index)}
+        elif column.is_numeric:
+            rules = _numeric_rules(frame[name], column)
+        else:
+            rules = _categorical_rules(frame[name], column)
+        for rule, bad in rules.items():
+            bad = bad.fillna(False).astype(bool)
+            if bad.any() or rule == MISSING_COLUMN:
+                masks[(name, rule)] = bad
+    return masks
 
 
 def check_inputs(
@@ -37,17 +67,18 @@ def check_inputs(
     """Every contract rule the model inputs of `frame` break (row indices are positions in `frame`)."""
     contract = contract or load_contract()
     frame = frame.reset_index(drop=True)
+    return report_of(frame, broken_rules(frame, contract), source, contract)
+
+
+def report_of(
+    frame: pd.DataFrame, broken: dict[tuple[str, str], pd.Series], source: str, contract: Contract
+) -> QualityReport:
+    """The QualityReport of the masks `broken_rules` found in `frame` (a frame with a positional index)."""
     ids = frame[contract.id_column].astype(str) if contract.id_column in frame.columns else None
     failures: list[RuleFailure | None] = []
-    for name, column in contract.columns.items():
-        if name not in frame.columns:
-            failures.append(RuleFailure("column_in_dataframe", name, len(frame)))
-        elif column.is_numeric:
-            failures.extend(_numeric_failures(frame, column, ids))
+    for (name, rule), bad in broken.items():
+        if rule == MISSING_COLUMN:
+            failures.append(RuleFailure(MISSING_COLUMN, name, len(frame)))
         else:
-            raw = frame[name]
-            if not column.nullable:
-                failures.append(failure_of(frame, name, "not_nullable", raw.isna(), ids))
-            unknown = raw.notna() & ~raw.astype(str).isin(column.categories)
-            failures.append(failure_of(frame, name, "allowed_categories", unknown, ids))
+            failures.append(failure_of(frame, name, rule, bad, ids))
     return QualityReport(source, len(frame), [failure for failure in failures if failure is not None])

@@ -64,3 +64,31 @@ def failure_of(
         row_ids=[str(ids.iloc[i]) for i in listed] if ids is not None else [],
         examples=[str(value) for value in frame[column].iloc[listed[:5]]],
     )
+
+
+class FailureTally:
+    """The failures of a table checked in parts (record batches), with row positions in the whole table."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.rows = 0
+        self._failures: dict[tuple[str, str | None], RuleFailure] = {}
+
+    def add(self, report: QualityReport, offset: int) -> None:
+        """Count `report`, the check of the `report.rows` rows that start at position `offset`."""
+        self.rows += report.rows
+        for failure in report.failures:
+            key = (failure.rule, failure.column)
+            seen = self._failures.get(key) or RuleFailure(failure.rule, failure.column, 0)
+            room = MAX_LISTED_ROWS - len(seen.row_indices)
+            self._failures[key] = RuleFailure(
+                rule=failure.rule,
+                column=failure.column,
+                count=seen.count + failure.count,
+                row_indices=seen.row_indices + [offset + i for i in failure.row_indices[:room]],
+                row_ids=seen.row_ids + failure.row_ids[:room],
+                examples=(seen.examples + failure.examples)[:5],
+            )
+
+    def report(self) -> QualityReport:
+        return QualityReport(self.source, self.rows, list(self._failures.values()))
