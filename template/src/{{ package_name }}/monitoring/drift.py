@@ -193,8 +193,9 @@ def quantile_bin_counts(
 
     A value that holds a bin's share of the reference or more (the 0 of a 0/1 flag or of a zero-inflated
     count) gets a bin of its own, as does every value when the reference has no more distinct values than
-    bins: quantile edges alone would merge such a value with its neighbours, or collapse to one bin, and hide a
-    shift of its share. The gaps between those values are bins too, so a value the reference never took counts.
+    bins: quantile edges alone would merge such a value with its neighbours, or collapse to one bin, and
+    hide a shift of its share. The gaps between those values are bins too, so a value the reference never
+    took counts.
     """
     if reference.size == 0:
         return np.array([reference.size]), np.array([current.size])
