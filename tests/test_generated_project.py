@@ -6,6 +6,7 @@ as a user would after `copier copy`. Timings and model metrics are printed (`pyt
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -204,6 +205,16 @@ def check_prediction(body: dict, task: str) -> None:
         assert isinstance(body["prediction"], float)
 
 
+def first_row_id(project: Path) -> tuple[str, str] | None:
+    """(the contract's id column, the id of the first row of the raw data), or None without an id."""
+    contract = yaml.safe_load((project / "contract.yaml").read_text())
+    if not contract.get("id"):
+        return None
+    raw = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]
+    with (project / raw).open(newline="", encoding="utf-8") as table:
+        return contract["id"]["column"], next(csv.DictReader(table))[contract["id"]["column"]]
+
+
 def serve_and_predict(project: Path) -> None:
     """`make serve` on 127.0.0.1, then `make predict` and a direct POST: 200 with a prediction; bad input 422."""
     port = str(free_port())
@@ -238,6 +249,14 @@ def serve_and_predict(project: Path) -> None:
         assert status == 200
         check_prediction(body, metadata["task"])
         assert body["model_version"] == metadata["model_version"]
+
+        keyed = first_row_id(project)
+        if keyed is not None:  # a row's id is accepted, not scored, and comes back with its prediction
+            column, value = keyed
+            status, with_id = post_json(f"http://127.0.0.1:{port}/predict", {**record, column: value})
+            assert status == 200, with_id
+            assert with_id.pop(column) == value
+            assert with_id == body
 
         broken, field = invalid_variant(project, record)
         status, body = post_json(f"http://127.0.0.1:{port}/predict", broken)

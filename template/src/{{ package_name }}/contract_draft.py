@@ -402,7 +402,7 @@ def _guess_timestamp(dates: Sequence[str]) -> tuple[str, str]:
         others = f" of {len(events)}" if len(events) > 1 else ""
         return events[0], f"guessed: the first date column{others}{not_births}"
     if births:
-        return "", f"none taken{not_births} (pass --timestamp {_shell_word(births[0])} if it is one)"
+        return "", f"none taken{not_births}; --timestamp {_shell_word(births[0])} would take it"
     return "", ""
 
 
@@ -455,8 +455,10 @@ def _render(
             f"  column: {column}",
         ]
     elif timestamp_note:
-        note = _comment_text(timestamp_note)
-        lines.append(f"# timestamp: {note}: the split is random (stratified for classes)")
+        lines += [
+            f"# timestamp: {_comment_text(timestamp_note)}.",
+            "# Without a timestamp, `make pipeline` splits train/test at random (stratified for classes).",
+        ]
     else:
         lines.append("# timestamp: none found (a column of dates): add the event time if the rows have one")
     target = document["target"]

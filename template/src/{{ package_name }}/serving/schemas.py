@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
@@ -63,6 +63,25 @@ TIMESTAMP_PATTERN = (
 )
 
 
+def _string_or_integer(value: Any) -> str | int:
+    """An id without a pattern: a string, or an integer in any JSON spelling (28, 28.0).
+
+    One validator rather than a union, whose errors name each alternative: a 422 names the field alone.
+    """
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise PydanticCustomError("id_type", "Input should be a string or an integer")
+
+
+_UnpatternedId = Annotated[
+    Any,
+    BeforeValidator(_string_or_integer),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+]
+
+
 def key_fields(contract: Contract) -> dict[str, Any]:
     """The optional fields of the contract's id and timestamp (internal name -> (type, Field)).
 
@@ -79,8 +98,7 @@ def key_fields(contract: Contract) -> dict[str, Any]:
                 Field(None, alias=contract.id_column, pattern=pattern, description=echoed),
             )
         else:
-            integer = Annotated[int, BeforeValidator(_integral)]
-            fields[ID_FIELD] = (str | integer, Field(None, alias=contract.id_column, description=echoed))
+            fields[ID_FIELD] = (_UnpatternedId, Field(None, alias=contract.id_column, description=echoed))
     if contract.timestamp_column:
         when = "When the record's event happened (ISO 8601): checked, never a model input."
         fields[TIMESTAMP_FIELD] = (
