@@ -112,6 +112,37 @@ def test_without_tracking_nothing_mentions_mlflow(render: Callable[..., Path]) -
         assert not re.search(r"^\s*(import|from)\s+mlflow", source.read_text(), re.MULTILINE), source
 
 
+def cached_outputs(project: Path) -> list[str]:
+    """The outputs of dvc.yaml that DVC keeps in its cache (not `cache: false`): data, never git's."""
+    outputs = []
+    for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values():
+        for out in stage.get("outs", []):
+            path, options = (out, {}) if isinstance(out, str) else next(iter(out.items()))
+            if options.get("cache", True):
+                outputs.append(path)
+    return outputs
+
+
+def test_every_cached_pipeline_output_is_ignored_by_a_shipped_gitignore(
+    render: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Not left to DVC, which drops the entries it wrote when a stage fails (the slow rentals run of
+    test_bring_your_own_data.py walks that sequence): git ignores them in a fresh render already."""
+    project = tmp_path / "project"
+    shutil.copytree(render(), project)
+    step(project, "git", "init", "-q")
+    outputs = cached_outputs(project)
+    assert {"data/processed/train.parquet", "models/model.onnx", "models/champion"} <= set(outputs)
+
+    ignored = run(["git", "check-ignore", "--verbose", *outputs], cwd=project)
+
+    sources = dict(line.split("\t")[::-1] for line in ignored.stdout.splitlines())
+    assert set(sources) == set(outputs), f"not ignored: {set(outputs) - set(sources)}"
+    for path, source in sources.items():  # the .gitignore beside each output, with DVC's entry for it
+        assert source.startswith(f"{Path(path).parent.as_posix()}/.gitignore:"), (path, source)
+        assert source.endswith(f":/{Path(path).name}"), (path, source)
+
+
 @pytest.mark.slow
 def test_default_project_installs_lints_tests_and_runs_its_pipeline(
     render: Callable[..., Path], tmp_path: Path
