@@ -15,7 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
@@ -63,6 +71,16 @@ TIMESTAMP_PATTERN = (
 )
 
 
+def _one_line(value: str) -> str:
+    """Python's `$` also matches before a final line break, which JSON Schema's does not: refuse it."""
+    if "\n" in value or "\r" in value:
+        raise PydanticCustomError("line_break", "Input should not contain a line break")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 def _string_or_integer(value: Any) -> str | int:
     """An id without a pattern: a string, or an integer in any JSON spelling (28, 28.0).
 
@@ -94,7 +112,7 @@ def key_fields(contract: Contract) -> dict[str, Any]:
         if contract.id_pattern:
             pattern = f"^(?:{contract.id_pattern})"
             fields[ID_FIELD] = (
-                str,
+                OneLine,
                 Field(None, alias=contract.id_column, pattern=pattern, description=echoed),
             )
         else:
@@ -102,7 +120,7 @@ def key_fields(contract: Contract) -> dict[str, Any]:
     if contract.timestamp_column:
         when = "When the record's event happened (ISO 8601): checked, never a model input."
         fields[TIMESTAMP_FIELD] = (
-            str,
+            OneLine,
             Field(None, alias=contract.timestamp_column, pattern=TIMESTAMP_PATTERN, description=when),
         )
     return fields
