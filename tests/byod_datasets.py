@@ -8,14 +8,20 @@ Each one exercises a different kind of contract:
   `sex`, numbers with missing values (and `sex` missing too), integer columns. 344 rows.
 - `diabetes` (scikit-learn, unscaled): regression target `target` (disease progression after a year), 10 numeric
   columns. 442 rows.
+- `rentals` (synthetic, written here): regression target `rentals`, a count of bike rentals per station and hour
+  (0 to about 80); an integer id `rental_id`; 0/1 flags that are 0 for most rows (`holiday` 3 %, `event` 1.5 %,
+  `snow` 5 %) and one that is not (`workingday`); a zero-inflated float (`rain_mm`, 0 on 90 % of the rows); a year
+  2007 to 2009; a category (`season`); and a date column that is not an event time (`date_of_birth` of the
+  station's registered member). 8,000 rows.
 
-All three ship inside their Python packages (scikit-learn's `sklearn/datasets/data/`, palmerpenguins'
-`palmerpenguins/data/penguins.csv`): nothing is downloaded. The rows are written as the loaders return them, in
-their order, with nothing added or changed; missing values are empty fields. The penguins' integer columns
+The first three ship inside their Python packages (scikit-learn's `sklearn/datasets/data/`, palmerpenguins'
+`palmerpenguins/data/penguins.csv`); `rentals` is generated from a fixed seed: nothing is downloaded. The rows
+are written as the loaders return them, in their order, with nothing added or changed; missing values are empty
+fields. The penguins' integer columns
 (flipper_length_mm, body_mass_g, year) are written as integers, as in the shipped file (pandas loads them as floats
 because of their missing values). The output is deterministic: the same bytes on every run.
 
-Needs pandas, scikit-learn and palmerpenguins (imported only by the dataset that uses them).
+Needs pandas, numpy, scikit-learn and palmerpenguins (imported only by the dataset that uses them).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("breast_cancer", "penguins", "diabetes")
+DATASETS = ("breast_cancer", "penguins", "diabetes", "rentals")
+RENTALS_ROWS = 8000
 
 
 def _breast_cancer() -> tuple[Any, str]:
@@ -53,10 +60,60 @@ def _diabetes() -> tuple[Any, str]:
     return load_diabetes(as_frame=True, scaled=False).frame, "target"
 
 
+def _rentals() -> tuple[Any, str]:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(19)
+    rows = RENTALS_ROWS
+    hour = rng.integers(0, 24, rows)
+    season = rng.choice(["winter", "spring", "summer", "autumn"], rows)
+    warmth = {"winter": 4.0, "spring": 14.0, "summer": 24.0, "autumn": 13.0}
+    temperature = np.round(np.array([warmth[name] for name in season]) + rng.normal(0, 4, rows), 1)
+    holiday = (rng.random(rows) < 0.03).astype(int)
+    event = (rng.random(rows) < 0.015).astype(int)
+    snow = ((rng.random(rows) < 0.05) & (season == "winter") | (rng.random(rows) < 0.01)).astype(int)
+    workingday = ((rng.random(rows) < 0.7) & (holiday == 0)).astype(int)
+    rain = np.where(rng.random(rows) < 0.9, 0.0, np.round(rng.gamma(1.5, 2.0, rows), 1))
+    year = rng.integers(2007, 2010, rows)
+    rush = np.isin(hour, [8, 17, 18]) * workingday
+    daytime = (hour >= 7) & (hour <= 21)
+    expected = (
+        2.0
+        + 8.0 * daytime
+        + 14.0 * rush
+        + 0.6 * np.clip(temperature, 0, None)
+        + 20.0 * event
+        - 6.0 * snow
+        - 1.2 * rain
+        + 3.0 * (year - 2007)
+    )
+    rentals = rng.poisson(np.clip(expected, 0.2, None))
+    born = pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.integers(0, 365 * 50, rows), unit="D")
+    frame = pd.DataFrame(
+        {
+            "rental_id": np.arange(100001, 100001 + rows),
+            "date_of_birth": born.strftime("%Y-%m-%d"),
+            "year": year,
+            "season": season,
+            "hour": hour,
+            "workingday": workingday,
+            "holiday": holiday,
+            "event": event,
+            "snow": snow,
+            "temperature": temperature,
+            "rain_mm": rain,
+            "rentals": rentals,
+        }
+    )
+    return frame, "rentals"
+
+
 _LOADERS: dict[str, Callable[[], tuple[Any, str]]] = {
     "breast_cancer": _breast_cancer,
     "penguins": _penguins,
     "diabetes": _diabetes,
+    "rentals": _rentals,
 }
 
 

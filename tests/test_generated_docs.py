@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import CLOUD_SERVING_COMBOS, RENDER_MATRIX, combo_id
 
 # Service names that belong to one cloud; a doc of another cloud must not mention them.
@@ -162,3 +163,32 @@ def test_runbooks_match_the_alerts_that_ship(render, answers: dict) -> None:
         assert all(f"({name})" in incident for name in alert_runbooks)
     else:
         assert runbooks.isdisjoint(alert_runbooks)
+
+
+# The model card's prose outside the team-owned blocks is the template's, for every task and dataset: no word of a
+# task it may not be (the card is generated for whichever task the contract has) and none of the shipped sample.
+TASK_WORDS = re.compile(
+    r"(?i)probability|probabilities|\bROC\b|\bAUC\b|\bRMSE\b|\bR²|calibrat|churn|retention|customer"
+)
+TEAM_OWNED_BLOCK = re.compile(r"<!-- team-owned: start\b.*?<!-- team-owned: end -->", re.DOTALL)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_the_model_card_template_leaves_task_prose_to_the_generator(render, task: str) -> None:
+    project = render(task=task)
+    template = (project / "docs" / "model-card.template.md").read_text(encoding="utf-8")
+    blocks = TEAM_OWNED_BLOCK.findall(template)
+    assert len(blocks) >= 3, "intended use, limitations and ethics are marked as the team's"
+    assert template.count("<!-- team-owned: start") == template.count("<!-- team-owned: end -->") == len(blocks)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    generic = TEAM_OWNED_BLOCK.sub("", template)
+    for name in ("project_name", "package_name"):  # the team's names are not prose
+        generic = generic.replace(answers[name], "")
+    assert not TASK_WORDS.findall(generic), TASK_WORDS.findall(generic)
+    for placeholder in ("$task_summary", "$metrics_note", "$slices_note", "$task_limitations"):
+        assert placeholder in generic
+
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    bring_your_own = readme.split("## Bring your own data", 1)[1].split("\n## ", 1)[0]
+    assert "docs/model-card.template.md" in bring_your_own
+    assert "README.md" in bring_your_own

@@ -6,6 +6,7 @@ as a user would after `copier copy`. Timings and model metrics are printed (`pyt
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -179,6 +180,37 @@ def uv_version() -> tuple[int, ...]:
     return tuple(map(int, output[1].split(".")))
 
 
+def cached_outputs(project: Path) -> list[str]:
+    """The outputs of dvc.yaml that DVC keeps in its cache (not `cache: false`): data, never git's."""
+    outputs = []
+    for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values():
+        for out in stage.get("outs", []):
+            path, options = (out, {}) if isinstance(out, str) else next(iter(out.items()))
+            if options.get("cache", True):
+                outputs.append(path)
+    return outputs
+
+
+def test_every_cached_pipeline_output_is_ignored_by_a_shipped_gitignore(
+    render: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Not left to DVC, which drops the entries it wrote when a stage fails (the slow rentals run of
+    test_bring_your_own_data.py walks that sequence): git ignores them in a fresh render already."""
+    project = tmp_path / "project"
+    shutil.copytree(render(), project)
+    step(project, "git", "init", "-q")
+    outputs = cached_outputs(project)
+    assert {"data/processed/train.parquet", "models/model.onnx", "models/champion"} <= set(outputs)
+
+    ignored = run(["git", "check-ignore", "--verbose", *outputs], cwd=project)
+
+    sources = dict(line.split("\t")[::-1] for line in ignored.stdout.splitlines())
+    assert set(sources) == set(outputs), f"not ignored: {set(outputs) - set(sources)}"
+    for path, source in sources.items():  # the .gitignore beside each output, with DVC's entry for it
+        assert source.startswith(f"{Path(path).parent.as_posix()}/.gitignore:"), (path, source)
+        assert source.endswith(f":/{Path(path).name}"), (path, source)
+
+
 @pytest.mark.slow
 def test_default_project_installs_lints_tests_and_runs_its_pipeline(
     render: Callable[..., Path], tmp_path: Path
@@ -272,6 +304,16 @@ def check_prediction(body: dict, task: str) -> None:
         assert isinstance(body["prediction"], float)
 
 
+def first_row_id(project: Path) -> tuple[str, str] | None:
+    """(the contract's id column, the id of the first row of the raw data), or None without an id."""
+    contract = yaml.safe_load((project / "contract.yaml").read_text())
+    if not contract.get("id"):
+        return None
+    raw = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]
+    with (project / raw).open(newline="", encoding="utf-8") as table:
+        return contract["id"]["column"], next(csv.DictReader(table))[contract["id"]["column"]]
+
+
 def serve_and_predict(project: Path) -> None:
     """`make serve` on 127.0.0.1, then `make predict` and a direct POST: 200 with a prediction; bad input 422."""
     port = str(free_port())
@@ -306,6 +348,14 @@ def serve_and_predict(project: Path) -> None:
         assert status == 200
         check_prediction(body, metadata["task"])
         assert body["model_version"] == metadata["model_version"]
+
+        keyed = first_row_id(project)
+        if keyed is not None:  # a row's id is accepted, not scored, and comes back with its prediction
+            column, value = keyed
+            status, with_id = post_json(f"http://127.0.0.1:{port}/predict", {**record, column: value})
+            assert status == 200, with_id
+            assert with_id.pop(column) == value
+            assert with_id == body
 
         broken, field = invalid_variant(project, record)
         status, body = post_json(f"http://127.0.0.1:{port}/predict", broken)

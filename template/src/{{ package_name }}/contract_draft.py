@@ -11,7 +11,10 @@ predictable on purpose:
   sorted strings); integer columns are `int`; float columns are `float`, or `int` when every value is a whole
   number (integers with missing values are floats in pandas).
 - min / max: the observed range widened by 10 % of its width on each side, never crossing 0 when the observed
-  values do not; ints are rounded outwards, floats outwards to 3 significant digits of the width.
+  values do not; floats are rounded outwards to 3 significant digits of the width; ints are widened by 10 % of
+  the width rounded down to a whole number, so a narrow integer range (a 0/1 flag, years 2007 to 2009, a
+  rating 1 to 5) is kept as observed rather than stretched to values it cannot take. A 0/1 column is
+  described as a flag, with the share of its 1s.
 - nullable: true when any value is missing.
 - left out, with a `# left out: <column> (<reason>)` comment: columns with a single value, category columns
   with more than 50 categories, dates, and columns whose name the feature matrix cannot use.
@@ -19,8 +22,11 @@ predictable on purpose:
   values is multiclass; any other numeric target is regression. Classes are sorted (whole numbers stay ints,
   anything else becomes strings): for a binary target the second is the positive class.
 - id (unless --id): the first column named `id` or `..._id` whose values are all present and unique (strings
-  or integers). timestamp (unless --timestamp): the first datetime column, or text column of which more than
-  95 % of the values parse as dates. Neither is a model input. `--id ''` / `--timestamp ''` say there is none.
+  or integers). timestamp (unless --timestamp): the first date column (a datetime column, or a text column
+  of which more than 95 % of the values parse as dates) whose name does not say it is a date of birth
+  (birth, dob, born): a birth date is not when a row's event happened. The draft says in a comment which
+  column it took and that `make pipeline` then holds out the latest rows by it, or why it took none.
+  Neither is a model input, nor is any other date column. `--id ''` / `--timestamp ''` say there is none.
 
 The draft is checked with `parse_contract` before it is written. Exit codes: 0 written, 1 the output exists
 (--force overwrites), 2 the data cannot be drafted (unreadable file, unknown target, invalid contract).
@@ -51,6 +57,7 @@ DATETIME_SAMPLE = 1000  # values checked per text column
 _ID_NAME = re.compile(r"(?i:(.*[_\-\s.])?id)|.*[a-z0-9](Id|ID)")  # id, account_id, Order ID, userId
 _DATE_DIGITS = r"\d{4}|\d{1,2}[-/.]\d{1,2}"
 _MISSING_SUFFIX = "__missing"
+_BIRTH_NAME = re.compile(r"(?i)birth|(^|[^a-z])dob([^a-z]|$)|born")  # date_of_birth, DOB, BirthDate, born_on
 
 
 class DraftError(ValueError):
@@ -95,7 +102,13 @@ def _widened(low: float, high: float, as_int: bool) -> tuple[int | float, int | 
     if high <= 0:
         new_high = min(new_high, 0.0)
     if as_int:
-        return math.floor(new_low), math.ceil(new_high)
+        whole_margin = math.floor(margin)
+        int_low, int_high = low - whole_margin, high + whole_margin
+        if low >= 0:
+            int_low = max(int_low, 0.0)
+        if high <= 0:
+            int_high = min(int_high, 0.0)
+        return math.floor(int_low), math.ceil(int_high)
     if width == 0:
         return float(low), float(high)
     exponent = math.floor(math.log10(width)) - 2
@@ -214,6 +227,10 @@ def _column_spec(name: str, values: pd.Series) -> tuple[dict[str, Any] | None, s
         minimum, maximum = _widened(low, high, as_int)
         spec = {"dtype": "int" if as_int else "float", "min": minimum, "max": maximum}
         description = f"Observed: {_show(low, as_int)} to {_show(high, as_int)}{note}."
+        if (low, high) == (0.0, 1.0) and as_int:
+            ones = 100.0 * float((numbers == 1).mean())
+            shown = f"{ones:.0f}" if ones >= 10 else f"{ones:.2g}"
+            description = f"Observed: a 0/1 flag, 1 in {shown} % of the rows{note}."
     else:
         return None, f"its type {values.dtype} is not int, float or category"
     if missing:
@@ -319,10 +336,10 @@ def draft_contract(
     others = [column for column in frame.columns if column != target]
     if id_column is None:
         id_column = next((column for column in others if _id_candidate(column, frame[column])), "")
+    dates = [column for column in others if column != id_column and _looks_like_dates(frame[column])]
+    timestamp_note = "given with --timestamp"
     if timestamp_column is None:
-        timestamp_column = next(
-            (column for column in others if column != id_column and _looks_like_dates(frame[column])), ""
-        )
+        timestamp_column, timestamp_note = _guess_timestamp(dates)
     if id_column and id_column == timestamp_column:
         raise DraftError("the id and the timestamp must be different columns")
     for column in (id_column, timestamp_column):
@@ -334,6 +351,9 @@ def draft_contract(
     left_out: dict[str, str] = {}
     for column in others:
         if column in (id_column, timestamp_column):
+            continue
+        if column in dates:
+            left_out[column] = "dates: not a model input (derive a number from them upstream)"
             continue
         spec, reason = _column_spec(column, frame[column])
         if spec is None:
@@ -361,12 +381,29 @@ def draft_contract(
         left_out,
         header=_header(command, source, frame, task_guessed=how == "guessed"),
         classes_comment=classes_comment,
+        timestamp_note=timestamp_note,
     )
     parsed = yaml.safe_load(text)
     if parsed != yaml.safe_load(yaml.safe_dump(document)):
         raise ContractError("the draft's text does not read back as the drafted contract (a bug)")
     parse_contract(parsed, source="the draft")
     return Draft(document, text, left_out)
+
+
+def _guess_timestamp(dates: Sequence[str]) -> tuple[str, str]:
+    """(the event-time column guessed among the date columns, or "", and why), for the draft's comment."""
+    births = [column for column in dates if _BIRTH_NAME.search(column)]
+    events = [column for column in dates if column not in births]
+    not_births = ""
+    if births:
+        named = ", ".join(repr(column) for column in births)
+        not_births = f"; not {named}: a date of birth, not when an event happened"
+    if events:
+        others = f" of {len(events)}" if len(events) > 1 else ""
+        return events[0], f"guessed: the first date column{others}{not_births}"
+    if births:
+        return "", f"none taken{not_births}; --timestamp {_shell_word(births[0])} would take it"
+    return "", ""
 
 
 HEADER = (
@@ -388,7 +425,12 @@ def _header(command: str, source: str, frame: pd.DataFrame, *, task_guessed: boo
 
 
 def _render(
-    document: dict[str, Any], left_out: dict[str, str], *, header: list[str], classes_comment: str
+    document: dict[str, Any],
+    left_out: dict[str, str],
+    *,
+    header: list[str],
+    classes_comment: str,
+    timestamp_note: str = "",
 ) -> str:
     """The contract as YAML in the layout of the template's contract.yaml, with the draft's comments."""
     lines = [*header]
@@ -403,7 +445,20 @@ def _render(
     else:
         lines.append("# id: none found (a column id or ..._id of unique values): add it if the rows have one")
     if "timestamp" in document:
-        lines += ["timestamp:", f"  column: {_scalar(document['timestamp']['column'])}"]
+        column = _scalar(document["timestamp"]["column"])
+        lines += [
+            f"# timestamp: {column} ({_comment_text(timestamp_note)}).",
+            "# The event time: `make pipeline` holds out the latest rows by it (split.strategy auto). If",
+            "# it is not when each row's event happened (a date of birth, a contract start), remove these",
+            "# lines: the split is then random (stratified for classes).",
+            "timestamp:",
+            f"  column: {column}",
+        ]
+    elif timestamp_note:
+        lines += [
+            f"# timestamp: {_comment_text(timestamp_note)}.",
+            "# Without a timestamp, `make pipeline` splits train/test at random (stratified for classes).",
+        ]
     else:
         lines.append("# timestamp: none found (a column of dates): add the event time if the rows have one")
     target = document["target"]

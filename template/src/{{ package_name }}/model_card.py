@@ -3,8 +3,11 @@
 The facts come from the artifacts the pipeline wrote and the contract, so the card never disagrees with them:
 models/champion/metadata.json (version, task, provenance, parameters, training ranges, imputation),
 contract.yaml (what each input means and accepts), reports/metrics.json (test metrics, the baseline, slices)
-and reports/gate.json (the quality-gate decision). The prose (intended use,
-limitations, ethical considerations) is the team's: edit docs/model-card.template.md, whose `$name`
+and reports/gate.json (the quality-gate decision). So is the prose that depends on the task and the contract
+(what a prediction is, what the metrics and slices mean, the limits every model of the task has): it is
+written here ($task_summary, $metrics_note, $slices_note, $task_limitations), so a card never speaks of
+probabilities for a regression model. The rest of the prose (intended use, limitations, ethical
+considerations: the blocks marked team-owned) is the team's: edit docs/model-card.template.md, whose `$name`
 placeholders this module fills in (write `$$` for a literal dollar sign).
 """
 
@@ -110,6 +113,97 @@ def gate_table(gate: Mapping[str, Any]) -> str:
     return markdown_table(["check", "value", "limit", "result"], rows)
 
 
+def task_summary(contract: Contract, threshold: float | None) -> str:
+    """What one prediction is, for the contract's task and target."""
+    target = contract.target
+    if target.task == "binary":
+        cut = f" {threshold}" if threshold is not None else ""
+        return (
+            f"Binary classification. The score is the probability that `{target.column}` is "
+            f"`{target.positive_class}`; `{target.positive_class}` is predicted when the score is at least "
+            f"the decision threshold{cut}."
+        )
+    if target.task == "multiclass":
+        return (
+            f"Multiclass classification of `{target.column}` into {len(target.classes)} classes: the "
+            "predicted class is the most probable one, and every class gets a probability."
+        )
+    return f"Regression: predicts the value of `{target.column}`. {_range_sentence(contract)}"
+
+
+def _range_sentence(contract: Contract) -> str:
+    low, high = contract.target.minimum, contract.target.maximum
+    if low is None and high is None:
+        return "The contract sets no range of the target, so predictions are not bounded."
+    bounds = f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}"
+    return (
+        f"Predictions are clipped to the target's range in the contract, {bounds}; the service counts "
+        "the clipped ones (`model_predictions_clipped_total`)."
+    )
+
+
+METRICS_NOTES = {
+    "binary": (
+        "ROC AUC and PR AUC measure how well the score ranks positives above negatives; the Brier score and "
+        "the log loss how close the probabilities are to the outcomes; F1, precision and recall are measured "
+        "at the decision threshold."
+    ),
+    "multiclass": (
+        "Macro F1 weighs every class the same, however rare; accuracy is the share of rows predicted right; "
+        "the log loss measures the probabilities; recall_<class> is the share of each class found."
+    ),
+    "regression": (
+        "RMSE and MAE are in the units of the target (RMSE weighs large errors more); R² is the share of the "
+        "target's variance the model explains (0: no better than predicting the mean)."
+    ),
+}
+
+SLICE_NOTES = {
+    "binary": "A metric undefined on a slice (ROC AUC of a slice holding one class) is left out.",
+    "multiclass": (
+        "A slice is scored over the classes present in it: macro F1 and the recalls of the classes it "
+        "holds, so a slice of one class is not marked down for the classes it does not have."
+    ),
+    "regression": "R² is left out of a slice of one row.",
+}
+
+LIMITATION_NOTES = {
+    "binary": (
+        "The probabilities are calibrated on the training period: a change in the population degrades them "
+        "(the Brier score) before the ranking (ROC AUC) shows it."
+    ),
+    "multiclass": (
+        "Classes rare in the training data are predicted least reliably: read their recall above, not the "
+        "accuracy alone."
+    ),
+    "regression": (
+        "Errors are largest where the training data is thin, at the extremes of the target; a prediction "
+        "says nothing about its own uncertainty."
+    ),
+}
+
+
+def slices_note(contract: Contract) -> str:
+    return (
+        "Metrics per value of each sliced input (evaluate.slice_by), with the rows of each slice: the "
+        f"metrics of a small slice are noisy. {SLICE_NOTES[contract.task]}"
+    )
+
+
+def task_limitations(contract: Contract) -> str:
+    inputs = len(contract.input_columns)
+    lines = [
+        f"- The model sees only the {inputs} inputs of the contract (below): anything else that drives "
+        f"`{contract.target.column}` is invisible to it.",
+        "- Inputs outside the ranges seen in training are extrapolated (the service counts them: "
+        "`model_input_out_of_range_total`).",
+        f"- {LIMITATION_NOTES[contract.task]}",
+    ]
+    if contract.task == "regression":
+        lines.append(f"- {_range_sentence(contract)}")
+    return "\n".join(lines)
+
+
 def card_values(
     metadata: ModelMetadata, contract: Contract, metrics: Mapping[str, Any], gate: Mapping[str, Any]
 ) -> dict[str, str]:
@@ -131,6 +225,10 @@ def card_values(
         "test_rows": str(metrics.get("test_rows", "n/a")),
         "model_type": str(model_params.get("type", "n/a")),
         "threshold": str(metadata.threshold if metadata.threshold is not None else "n/a"),
+        "task_summary": task_summary(contract, metadata.threshold),
+        "metrics_note": METRICS_NOTES[contract.task],
+        "slices_note": slices_note(contract),
+        "task_limitations": task_limitations(contract),
         "prediction_shares": shares,
         "metrics_table": metrics_table(model_metrics, metrics.get("baseline", {})),
         "slices_table": slices_table(metrics.get("slices", {})),

@@ -4,7 +4,9 @@
     python -m <package>.monitoring.drift --current new.csv  # or a CSV / Parquet / JSONL file of model inputs
 
 Inputs (contract.yaml columns) against the training split: numeric inputs by the population stability index
-(PSI, on the reference deciles plus a "missing" bin) and the two-sample Kolmogorov-Smirnov test, with a
+(PSI, on the reference deciles plus a "missing" bin; a value held by a decile's share of the reference or
+more, such as the 0 of a 0/1 flag or of a zero-inflated count, and every value of an input with at most `bins`
+distinct values, gets a bin of its own) and the two-sample Kolmogorov-Smirnov test, with a
 chi-square test of the missing share when values are missing; categorical inputs by PSI over the categories
 and the chi-square test of the reference vs current counts, a missing value counting as its own category.
 
@@ -187,10 +189,21 @@ def population_stability_index(reference_shares: np.ndarray, current_shares: np.
 def quantile_bin_counts(
     reference: np.ndarray, current: np.ndarray, bins: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of each sample in bins cut at the reference quantiles (open-ended first and last bins)."""
+    """Counts of each sample in bins cut at the reference quantiles (open-ended first and last bins).
+
+    A value that holds a bin's share of the reference or more (the 0 of a 0/1 flag or of a zero-inflated
+    count) gets a bin of its own, as does every value when the reference has no more distinct values than
+    bins: quantile edges alone would merge such a value with its neighbours, or collapse to one bin, and
+    hide a shift of its share. The gaps between those values are bins too, so a value the reference never
+    took counts.
+    """
     if reference.size == 0:
         return np.array([reference.size]), np.array([current.size])
-    inner_edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    values, counts = np.unique(reference, return_counts=True)
+    heavy = values if values.size <= bins else values[counts >= reference.size / bins]
+    quantiles = np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]) if values.size > bins else []
+    # [v, next float after v) holds v alone (np.histogram's bins are half-open, the last one closed).
+    inner_edges = np.unique(np.concatenate([quantiles, heavy, np.nextafter(heavy, np.inf)]))
     edges = np.concatenate(([-np.inf], inner_edges, [np.inf]))
     return np.histogram(reference, edges)[0], np.histogram(current, edges)[0]
 

@@ -114,4 +114,4 @@ def load_onnx_model(directory: Path, contract: Contract | None = None) -> OnnxMo
     dtype = _INPUT_DTYPES.get(inputs[0].type)
     if dtype is None:
         raise ModelArtifactError(f"{directory / ONNX_FILE} takes {inputs[0].type}, not float or double")
-    return OnnxModel(metadata, features, OutputSpec.of(metadata), session, dtype)
+    return OnnxModel(metadata, features, OutputSpec.of(metadata, features.contract.target), session, dtype)

@@ -2,7 +2,7 @@
 
     binary       {"score": P(positive class), "predicted_class": label}   (positive when score >= threshold)
     multiclass   {"predicted_class": label, "probabilities": {label: p}}  (the most probable class)
-    regression   {"prediction": value}
+    regression   {"prediction": value}   (clipped to the contract's target min/max when it has them)
 
 Each prediction also has a primary value (the score, the top probability, or the value: histograms and
 explanations use it) and a monitoring bucket (the class label, or the decile q0..q9 of the test-split
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..contract import Target
 from ..metadata import Label, ModelMetadata
 
 
@@ -29,13 +30,23 @@ class Predictions:
     primary: list[float]
     buckets: list[str]
     records: list[dict[str, Any]]
+    # Regression: whether each prediction was clipped to the target's range (empty: none could be).
+    clipped: list[bool] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def clipped_count(self) -> int:
+        return sum(self.clipped)
+
     def rows(self, start: int, end: int) -> Predictions:
         return Predictions(
-            self.task, self.primary[start:end], self.buckets[start:end], self.records[start:end]
+            self.task,
+            self.primary[start:end],
+            self.buckets[start:end],
+            self.records[start:end],
+            self.clipped[start:end],
         )
 
 
@@ -43,17 +54,27 @@ class OutputSpec:
     """Turns raw model output (class probabilities, or values) into Predictions for one trained model."""
 
     def __init__(
-        self, task: str, classes: Sequence[Label], threshold: float | None, bucket_edges: Sequence[float] = ()
+        self,
+        task: str,
+        classes: Sequence[Label],
+        threshold: float | None,
+        bucket_edges: Sequence[float] = (),
+        value_range: tuple[float | None, float | None] = (None, None),
     ) -> None:
         self.task = task
         self.classes: list[Label] = list(classes)
         self.threshold = threshold if threshold is not None else 0.5
         self.bucket_edges = list(bucket_edges)
+        self.value_range = value_range
         self._class_names = [str(label) for label in self.classes]
 
     @classmethod
-    def of(cls, metadata: ModelMetadata) -> OutputSpec:
-        return cls(metadata.task, metadata.classes, metadata.threshold, metadata.monitoring.bucket_edges)
+    def of(cls, metadata: ModelMetadata, target: Target | None = None) -> OutputSpec:
+        """The outputs of a trained model; `target` (the contract's) bounds regression predictions."""
+        value_range = (target.minimum, target.maximum) if target is not None else (None, None)
+        return cls(
+            metadata.task, metadata.classes, metadata.threshold, metadata.monitoring.bucket_edges, value_range
+        )
 
     @property
     def is_classification(self) -> bool:
@@ -96,12 +117,15 @@ class OutputSpec:
         )
 
     def _regression(self, values: np.ndarray) -> Predictions:
-        value_list = [float(value) for value in values]
+        low, high = self.value_range
+        bounded = np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
+        value_list = [float(value) for value in bounded]
         return Predictions(
             task=self.task,
             primary=value_list,
             buckets=[self.bucket(value) for value in value_list],
             records=[{"prediction": value} for value in value_list],
+            clipped=[bool(flag) for flag in bounded != values],
         )
 
     def bucket(self, value: float) -> str:

@@ -152,16 +152,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(400, f"the request body is not valid JSON: {error}")
 
         try:
-            records, is_batch = state.parser.records(payload)
+            parsed = state.parser.parse(payload)
         except ValidationError as error:
             return _validation_error(error, prefix=("body",))
 
-        result = await scorer.score(records)
+        result = await scorer.score(parsed.records)
 
         model_version = scorer.predictor.metadata.model_version
-        if is_batch:
-            return _json(200, {"predictions": result.records, "model_version": model_version})
-        return _json(200, {**result.records[0], "model_version": model_version})
+        # each prediction echoes its record's id (the contract's id column), when the record had one
+        predictions = [
+            {**prediction, **echo} if echo else prediction
+            for prediction, echo in zip(result.records, parsed.echoes, strict=True)
+        ]
+        if parsed.is_batch:
+            return _json(200, {"predictions": predictions, "model_version": model_version})
+        return _json(200, {**predictions[0], "model_version": model_version})
 
     async def prometheus_metrics() -> Response:
         """Prometheus exposition of the service's metrics."""

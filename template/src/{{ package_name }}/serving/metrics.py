@@ -49,6 +49,10 @@ PREDICTIONS = Counter(
     "predictions (regression).",
     ["bucket"],
 )
+PREDICTIONS_CLIPPED = Counter(
+    "model_predictions_clipped_total",
+    "Regression predictions clipped to the contract's target min/max (the model answered outside them).",
+)
 EXPECTED_SHARE = Gauge(
     "model_expected_prediction_share",
     "Share of each bucket among the served model's predictions on its test split (from training).",
@@ -99,6 +103,8 @@ def observe_predictions(predictions: Predictions) -> None:
     observe_all(PREDICTION_SCORE, score_positions(predictions))
     for bucket, count in collections.Counter(predictions.buckets).items():
         PREDICTIONS.labels(bucket).inc(count)
+    if predictions.clipped_count:
+        PREDICTIONS_CLIPPED.inc(predictions.clipped_count)
 
 
 def score_positions(predictions: Predictions) -> list[float]:

@@ -1,23 +1,35 @@
 """Request and response bodies of the service, generated from the data contract at start-up.
 
 The request models accept exactly what the model was trained on: the contract's inputs with their types,
-ranges and categories, null (or left out) only where the contract says nullable, and no other field. The
-response models follow the task (scoring/outputs.py). Field names are the contract's column names, whatever
-they are (they are aliases of internal Python names).
+ranges and categories, null (or left out) only where the contract says nullable, and no other field, but
+the contract's id and timestamp columns (optional): a row of the team's data can be sent as it is. Neither
+is a model input. The id must match the contract's `id.pattern` (or, without one, be a string or an
+integer) and is echoed in the record's prediction, so callers can join predictions back; the timestamp must
+be an ISO 8601 date or date-time. The response models follow the task (scoring/outputs.py). Field names
+are the contract's column names, whatever they are (they are aliases of internal Python names).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from ..contract import Column, Contract
 
-# strict: "12" is not a number, true is not a number and 1 is not a category. extra="forbid": ids and typos
-# are rejected.
+# strict: "12" is not a number, true is not a number and 1 is not a category. extra="forbid": typos and
+# columns the contract does not name are rejected.
 _REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
@@ -48,6 +60,72 @@ def _input_type(column: Column) -> Any:
     return Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)]
 
 
+# Internal names of the id and timestamp fields (the aliases are the contract's column names).
+ID_FIELD, TIMESTAMP_FIELD = "key_id", "key_timestamp"
+# An ISO 8601 date, or date-time with an optional UTC offset, checked by its form ([0-9]: ASCII digits only,
+# as JSON Schema's regular expressions read \d).
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$"
+)
+
+
+def _one_line(value: str) -> str:
+    """Python's `$` also matches before a final line break, which JSON Schema's does not: refuse it."""
+    if "\n" in value or "\r" in value:
+        raise PydanticCustomError("line_break", "Input should not contain a line break")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
+def _string_or_integer(value: Any) -> str | int:
+    """An id without a pattern: a string, or an integer in any JSON spelling (28, 28.0).
+
+    One validator rather than a union, whose errors name each alternative: a 422 names the field alone.
+    """
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise PydanticCustomError("id_type", "Input should be a string or an integer")
+
+
+_UnpatternedId = Annotated[
+    Any,
+    BeforeValidator(_string_or_integer),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+]
+
+
+def key_fields(contract: Contract) -> dict[str, Any]:
+    """The optional fields of the contract's id and timestamp (internal name -> (type, Field)).
+
+    Either may be left out, neither may be null. The id is a string matching `id.pattern` (anchored at its
+    start, as validation matches it), or, without a pattern, a string or an integer.
+    """
+    fields: dict[str, Any] = {}
+    if contract.id_column:
+        echoed = "The record's id: echoed in its prediction, never a model input."
+        if contract.id_pattern:
+            pattern = f"^(?:{contract.id_pattern})"
+            fields[ID_FIELD] = (
+                OneLine,
+                Field(None, alias=contract.id_column, pattern=pattern, description=echoed),
+            )
+        else:
+            fields[ID_FIELD] = (_UnpatternedId, Field(None, alias=contract.id_column, description=echoed))
+    if contract.timestamp_column:
+        when = "When the record's event happened (ISO 8601): checked, never a model input."
+        fields[TIMESTAMP_FIELD] = (
+            OneLine,
+            Field(None, alias=contract.timestamp_column, pattern=TIMESTAMP_PATTERN, description=when),
+        )
+    return fields
+
+
 def contract_example(contract: Contract) -> dict[str, Any]:
     """A valid record when no model is loaded yet: mid-range numbers and first categories."""
     record: dict[str, Any] = {}
@@ -72,15 +150,30 @@ def record_model(contract: Contract, example: dict[str, Any]) -> type[BaseModel]
             fields[f"field_{position}"] = (kind | None, Field(None, alias=name, description=description))
         else:
             fields[f"field_{position}"] = (kind, Field(..., alias=name, description=description))
+    fields |= key_fields(contract)
     return create_model(
         "PredictionRecord",
-        __config__=ConfigDict(**_REQUEST_CONFIG, json_schema_extra={"examples": [example]}),
-        __doc__=f"The model inputs of one record of {contract.name} (contract.yaml).",
+        # python-re: the id's pattern is read as validation reads it (Python's re), lookarounds and all
+        __config__=ConfigDict(
+            **_REQUEST_CONFIG, regex_engine="python-re", json_schema_extra={"examples": [example]}
+        ),
+        __doc__=f"The model inputs of one record of {contract.name} (contract.yaml), with its id and "
+        "timestamp when the contract has them (optional; never model inputs).",
         **fields,
     )
 
 
 VERTEX_ENVELOPE = frozenset({"instances", "parameters"})
+_KEYS = {ID_FIELD, TIMESTAMP_FIELD}
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """The model inputs of each record, whether the body was a batch, and what each prediction echoes."""
+
+    records: list[dict[str, Any]]
+    is_batch: bool
+    echoes: list[dict[str, Any]]  # per record: {id column: id} when the record had one, else {}
 
 
 class RequestParser:
@@ -92,6 +185,7 @@ class RequestParser:
 
     def __init__(self, contract: Contract, max_batch_size: int, example: dict[str, Any]) -> None:
         self.max_batch_size = max_batch_size
+        self.id_column = contract.id_column
         self.record_model = record_model(contract, example)
         records: Any = list[self.record_model]  # type: ignore[name-defined]
         size = Field(min_length=1, max_length=max_batch_size)
@@ -110,14 +204,25 @@ class RequestParser:
         )
 
     def records(self, payload: Any) -> tuple[list[dict[str, Any]], bool]:
-        """(records, is_batch); raises pydantic.ValidationError naming every broken field."""
+        """(model inputs of each record, is_batch); raises pydantic.ValidationError (see `parse`)."""
+        parsed = self.parse(payload)
+        return parsed.records, parsed.is_batch
+
+    def parse(self, payload: Any) -> ParsedRequest:
+        """The validated request; raises pydantic.ValidationError naming every broken field."""
         if isinstance(payload, dict) and "instances" in payload and set(payload) <= VERTEX_ENVELOPE:
             envelope = self.vertex_model.model_validate(payload)
-            return [record.model_dump(by_alias=True) for record in envelope.instances], True  # type: ignore[attr-defined]
+            return self._parsed(envelope.instances, is_batch=True)  # type: ignore[attr-defined]
         if isinstance(payload, dict) and "records" in payload:
             batch = self.batch_model.model_validate(payload)
-            return [record.model_dump(by_alias=True) for record in batch.records], True  # type: ignore[attr-defined]
-        return [self.record_model.model_validate(payload).model_dump(by_alias=True)], False
+            return self._parsed(batch.records, is_batch=True)  # type: ignore[attr-defined]
+        return self._parsed([self.record_model.model_validate(payload)], is_batch=False)
+
+    def _parsed(self, validated: list[BaseModel], *, is_batch: bool) -> ParsedRequest:
+        records = [record.model_dump(by_alias=True, exclude=_KEYS) for record in validated]
+        ids = [getattr(record, ID_FIELD, None) for record in validated]
+        echoes = [{self.id_column: key} if key is not None and self.id_column else {} for key in ids]
+        return ParsedRequest(records, is_batch, echoes)
 
     def request_body_openapi(self) -> dict[str, Any]:
         """OpenAPI `requestBody` of /predict (the route reads the raw body itself: faster than a Body).
@@ -203,6 +308,10 @@ def response_models(
 ) -> tuple[type[BaseModel], type[BaseModel]]:
     """(single-record response, batch response) models of /predict."""
     prediction: Any = prediction_model(contract)
+    if contract.id_column:
+        echoed = Field(None, alias=contract.id_column, description="The record's id, when it was sent.")
+        id_field: dict[str, Any] = {ID_FIELD: (str | int | None, echoed)}
+        prediction = create_model("IdentifiedPrediction", __base__=prediction, **id_field)
     single = create_model("PredictionResponse", __base__=prediction, model_version=(str, ...))
     batch = create_model(
         "BatchPredictionResponse",

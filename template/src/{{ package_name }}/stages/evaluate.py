@@ -69,7 +69,11 @@ def slice_columns(contract: Contract, params: Params) -> tuple[str, ...]:
 def slice_metrics(
     test_frame: pd.DataFrame, y: np.ndarray, output: np.ndarray, column: str, model: EstimatorModel
 ) -> dict[str, dict[str, float]]:
-    """Metrics per value of `column`, to catch a model that is good on average and bad for one segment."""
+    """Metrics per value of `column`, to catch a model that is good on average and bad for one segment.
+
+    Each slice reports its rows; a multiclass slice is scored over the classes present in it (macro F1 and the
+    recalls of the classes it holds), so a slice of one class, all predicted right, is not marked down.
+    """
     values = test_frame[column].astype(object).where(test_frame[column].notna(), MISSING_CATEGORY).astype(str)
     if model.features.contract.columns[column].is_numeric and values.nunique() > MAX_AUTO_SLICE_VALUES:
         values = pd.qcut(pd.to_numeric(test_frame[column], errors="coerce"), 4, duplicates="drop").astype(str)
@@ -77,7 +81,12 @@ def slice_metrics(
     for value in sorted(values.unique()):
         mask = (values == value).to_numpy()
         metrics = task_metrics(
-            model.metadata.task, y[mask], output[mask], model.metadata.classes, _threshold(model)
+            model.metadata.task,
+            y[mask],
+            output[mask],
+            model.metadata.classes,
+            _threshold(model),
+            present_only=True,
         )
         result[value] = {"rows": int(mask.sum()), **metrics}
     return result

@@ -35,6 +35,30 @@ def resolved_strategy(contract: Contract, params: SplitParams) -> str:
     return params.strategy
 
 
+def split_reason(contract: Contract, params: SplitParams) -> str:
+    """Which split `make pipeline` uses and why, in words (the features stage prints it)."""
+    strategy = resolved_strategy(contract, params)
+    why = "split.strategy is auto and " if params.strategy == "auto" else "split.strategy says so"
+    if params.strategy == "auto":
+        if strategy == "time":
+            why += f"the contract's timestamp is {contract.timestamp_column!r}"
+        else:
+            kind = "a classification" if strategy == "stratified" else "a regression"
+            why += f"the contract has no timestamp and {kind} target"
+    held_out = f"the latest {params.test_size:.0%} of the rows by {contract.timestamp_column!r}"
+    if strategy != "time":
+        held_out = f"a random {params.test_size:.0%} of the rows (seed {params.seed})"
+        if strategy == "stratified":
+            held_out += " with the class shares of the whole"
+    hint = ""
+    if strategy == "time":
+        hint = (
+            f"; if {contract.timestamp_column!r} is not when each event happened, drop `timestamp:` from "
+            "contract.yaml or set split.strategy in params.yaml"
+        )
+    return f"split: {strategy} ({why}): the test set is {held_out}{hint}"
+
+
 def split_frame(
     frame: pd.DataFrame, params: SplitParams, contract: Contract
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -69,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     contract = load_contract()
+    print(split_reason(contract, params.split))
     train, test = split_frame(read_table(str(params.raw_data), contract), params.split, contract)
     write_table(train, str(args.output_dir / "train.parquet"))
     write_table(test, str(args.output_dir / "test.parquet"))

@@ -51,4 +51,9 @@ def load_model(directory: Path, contract: Contract | None = None) -> EstimatorMo
     metadata = read_metadata(directory, MODEL_FILE)
     features = FeatureSpace(contract or load_contract(), metadata.imputation)
     check_compatible(metadata, features, directory)
-    return EstimatorModel(metadata, features, OutputSpec.of(metadata), joblib.load(directory / MODEL_FILE))
+    return EstimatorModel(
+        metadata,
+        features,
+        OutputSpec.of(metadata, features.contract.target),
+        joblib.load(directory / MODEL_FILE),
+    )

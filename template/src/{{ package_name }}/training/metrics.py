@@ -2,7 +2,9 @@
 
     binary       roc_auc, pr_auc, f1, precision, recall, brier, log_loss, positive_rate,
                  predicted_positive_rate
-    multiclass   macro_f1, accuracy, log_loss, recall_<class> for each class
+    multiclass   macro_f1, accuracy, log_loss, recall_<class> for each class (with `present_only`, as on
+                 a slice of the test split: macro F1 and recalls over the classes present in the target
+                 only, so a slice that holds one class is not scored 0 on the classes it does not hold)
     regression   rmse, mae, r2
 
 A metric that is undefined on the data (ROC AUC with one class present, R² of one row) is left out.
@@ -33,13 +35,18 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae"})
 
 
 def task_metrics(
-    task: str, y: np.ndarray, output: np.ndarray, classes: Sequence[object], threshold: float
+    task: str,
+    y: np.ndarray,
+    output: np.ndarray,
+    classes: Sequence[object],
+    threshold: float,
+    present_only: bool = False,
 ) -> dict[str, float]:
     """Metrics of raw model output (probabilities or values) against the target (class indices or values)."""
     if task == "binary":
         metrics = _binary(y, output[:, 1], threshold)
     elif task == "multiclass":
-        metrics = _multiclass(y, output, classes)
+        metrics = _multiclass(y, output, classes, present_only)
     else:
         metrics = _regression(y, output)
     return {name: round(float(value), 6) for name, value in sorted(metrics.items())}
@@ -62,16 +69,21 @@ def _binary(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, fl
     return metrics
 
 
-def _multiclass(y: np.ndarray, probabilities: np.ndarray, classes: Sequence[object]) -> dict[str, float]:
+def _multiclass(
+    y: np.ndarray, probabilities: np.ndarray, classes: Sequence[object], present_only: bool
+) -> dict[str, float]:
     predicted = probabilities.argmax(axis=1)
-    labels = list(range(len(classes)))
-    recalls = recall_score(y, predicted, labels=labels, average=None, zero_division=0)
+    every = list(range(len(classes)))
+    scored = sorted({int(label) for label in y}) if present_only else every
+    recalls = recall_score(y, predicted, labels=scored, average=None, zero_division=0)
     metrics = {
-        "macro_f1": f1_score(y, predicted, labels=labels, average="macro", zero_division=0),
+        "macro_f1": f1_score(y, predicted, labels=scored, average="macro", zero_division=0),
         "accuracy": accuracy_score(y, predicted),
-        "log_loss": log_loss(y, np.clip(probabilities, 1e-15, 1.0), labels=labels),
+        "log_loss": log_loss(y, np.clip(probabilities, 1e-15, 1.0), labels=every),
     }
-    metrics.update({f"recall_{label}": recall for label, recall in zip(classes, recalls, strict=True)})
+    metrics.update(
+        {f"recall_{classes[label]}": recall for label, recall in zip(scored, recalls, strict=True)}
+    )
     return metrics
 
 
