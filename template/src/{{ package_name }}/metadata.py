@@ -67,7 +67,11 @@ class ModelMetadata:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, document: dict[str, Any]) -> ModelMetadata:
+    def from_json(cls, document: Any) -> ModelMetadata:
+        if not isinstance(document, dict):
+            raise ModelArtifactError(
+                f"metadata.json holds a {type(document).__name__}, not an object: retrain (make pipeline)"
+            )
         try:
             values = dict(document)
             values["monitoring"] = MonitoringBaseline(**values["monitoring"])
@@ -85,7 +89,11 @@ def read_metadata(directory: Path, *required_files: str) -> ModelMetadata:
             raise ModelArtifactError(
                 f"{path} does not exist: train and promote a model first (make pipeline)"
             )
-    return ModelMetadata.from_json(json.loads((directory / METADATA_FILE).read_text(encoding="utf-8")))
+    try:
+        document = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ModelArtifactError(f"{directory / METADATA_FILE} is not valid JSON ({error})") from None
+    return ModelMetadata.from_json(document)
 
 
 def write_json(path: Path, payload: Any, *, sort_keys: bool = True) -> None:
