@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -54,7 +55,7 @@ BATCH_ROWS = 100
 EXAMPLE_RECORD = Path("reports") / "example.json"  # written by the train stage of `make pipeline`
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "warning"}
 # The generated service needs an API key (AUTH_MODE=api_key, its default): the bench runs it with this one.
-API_KEY = "bench-" + "k" * 40
+API_KEY = secrets.token_urlsafe(32)
 AUTH_HEADER = {"Authorization": f"Bearer {API_KEY}"}
 MAX_REQUEST_BYTES = 1_048_576  # the generated service's default MAX_REQUEST_BYTES
 HOSTILE_REQUESTS = 20
