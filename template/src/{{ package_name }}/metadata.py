@@ -6,6 +6,7 @@ read it through ModelMetadata, never by string keys. Stdlib only (the service an
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -55,6 +56,9 @@ class ModelMetadata:
     params: dict[str, Any]
     training_rows: int
     tracking: dict[str, str] = field(default_factory=lambda: {"backend": "none"})
+    # SHA-256 of model.onnx, written with it at training: another model.onnx is refused at load. Empty in
+    # metadata written before the field existed (nothing to check then).
+    onnx_sha256: str = ""
 
     @property
     def trained_at_epoch(self) -> float | None:
@@ -94,6 +98,14 @@ def read_metadata(directory: Path, *required_files: str) -> ModelMetadata:
     except ValueError as error:  # not JSON, or not UTF-8
         raise ModelArtifactError(f"{directory / METADATA_FILE} is not valid JSON ({error})") from None
     return ModelMetadata.from_json(document)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, payload: Any, *, sort_keys: bool = True) -> None:
