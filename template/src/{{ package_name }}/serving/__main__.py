@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     share_metrics_between_workers(settings.web_concurrency)
     from .metrics import MetricsServer
 
-    MetricsServer((settings.host, settings.metrics_port), settings.model_dir).start()
+    try:
+        MetricsServer((settings.host, settings.metrics_port), settings.model_dir).start()
+    except OSError as error:  # serve predictions anyway: the failed scrapes raise ServiceTargetDown
+        print(f"metrics are not served: METRICS_PORT={settings.metrics_port}: {error}", file=sys.stderr)
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
