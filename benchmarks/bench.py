@@ -11,7 +11,10 @@ then for each task (copier answer `task`: binary, multiclass, regression):
 2. the golden path on a warm package cache: copy -> make setup -> make pipeline -> service up -> first /predict;
 3. serving under wrk (2 threads, 16 connections): the generated /predict (1 and 100 records), the same server's
    /health (the HTTP floor of the stack), and `mlflow models serve --env-manager local` of the same model;
-4. cold start (process start -> /ready), resident memory under load, installed size of the serving dependencies.
+4. cold start (process start -> /ready), resident memory under load, installed size of the serving dependencies;
+5. hostile bodies, one request at a time: the server's CPU time per request and the size of its answer for bodies
+   built to make validation expensive (100 records of 1,300 unknown keys, 100 empty records, one 900 KB key),
+   beside a valid 100-record batch.
 
 Every request body is the rendered project's reports/example.json (the model's reference record, valid for any
 contract): as is for 1 record, {"records": [...]} of 100 copies, and {"dataframe_records": [...]} for MLflow.
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -44,12 +48,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "customer_churn"  # the package of a `copier copy --defaults` render
 TASKS = ("binary", "multiclass", "regression")
-TASK_SECTIONS = ("golden_path", "cold_start", "serving", "footprint")
+TASK_SECTIONS = ("golden_path", "cold_start", "serving", "footprint", "hostile_bodies")
 WORKERS = 2
 CONNECTIONS = 16
 BATCH_ROWS = 100
 EXAMPLE_RECORD = Path("reports") / "example.json"  # written by the train stage of `make pipeline`
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "warning"}
+# The generated service needs an API key (AUTH_MODE=api_key, its default): the bench runs it with this one.
+API_KEY = secrets.token_urlsafe(32)
+AUTH_HEADER = {"Authorization": f"Bearer {API_KEY}"}
+MAX_REQUEST_BYTES = 1_048_576  # the generated service's default MAX_REQUEST_BYTES
+HOSTILE_REQUESTS = 20
 
 
 def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 900) -> float:
@@ -100,6 +109,18 @@ def request_bodies(record: dict[str, Any], rows: int = BATCH_ROWS) -> dict[str, 
         "generated_batch": {"records": [record] * rows},
         "mlflow_1": {"dataframe_records": [record]},
         "mlflow_batch": {"dataframe_records": [record] * rows},
+    }
+
+
+def hostile_bodies(record: dict[str, Any], rows: int = BATCH_ROWS) -> dict[str, bytes]:
+    """Bodies under MAX_REQUEST_BYTES built to make validation expensive, and a valid batch to compare with."""
+    compact = {"separators": (",", ":")}
+    unknown = {f"{i:x}": 0 for i in range(1300)}  # 1,300 keys no contract has, ~10 KB per record
+    return {
+        "valid_100_records": json.dumps({"records": [record] * rows}, **compact).encode(),
+        "unknown_keys_100x1300": json.dumps({"records": [unknown] * rows}, **compact).encode(),
+        "empty_records_100": json.dumps({"records": [{}] * rows}, **compact).encode(),
+        "key_of_900kb": json.dumps({**record, "k" * 900_000: 0}, **compact).encode(),
     }
 
 
@@ -154,7 +175,7 @@ def free_port() -> int:
 
 
 def http(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = {"Content-Type": "application/json", **AUTH_HEADER} if body is not None else {}
     request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -207,6 +228,8 @@ def service_env(port: int, workers: int) -> dict[str, str]:
         "WEB_CONCURRENCY": str(workers),
         "MODEL_DIR": "models/champion",
         "INFERENCE_LOG_SAMPLE_RATE": "0",
+        "METRICS_PORT": str(free_port()),
+        "API_KEYS": API_KEY,
     }
 
 
@@ -235,9 +258,10 @@ def bench_golden_path(work: Path, task: str) -> tuple[dict[str, Any], Path]:
 # ---------------------------------------------------------------------------------------------------------------
 # 3. serving under load
 # ---------------------------------------------------------------------------------------------------------------
-WRK_POST = """wrk.method = "POST"
+WRK_POST = f"""wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = io.open("{body}", "r"):read("*a")
+wrk.headers["Authorization"] = "{AUTH_HEADER["Authorization"]}"
+wrk.body = io.open("{{body}}", "r"):read("*a")
 """
 UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -430,6 +454,33 @@ def bench_cold_start(project: Path, runs: int) -> dict[str, Any]:
     return {"median_s": statistics.median(times), "runs_s": times}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_hostile_bodies(project: Path) -> dict[str, Any]:
+    """Per body: the status, the body and answer sizes, and the server's CPU per request (one worker, in turn)."""
+    bodies = hostile_bodies(example_record(project))
+    results: dict[str, Any] = {"requests_per_body": HOSTILE_REQUESTS, "max_request_bytes": MAX_REQUEST_BYTES}
+    port = free_port()
+    with server(service_cmd(project), project, service_env(port, 1)) as process:
+        wait_for(f"http://127.0.0.1:{port}/ready")
+        for name, body in bodies.items():
+            http(f"http://127.0.0.1:{port}/predict", body, timeout=60.0)  # warm-up
+            before = cpu_seconds(process.pid)
+            for _ in range(HOSTILE_REQUESTS):
+                status, answer = http(f"http://127.0.0.1:{port}/predict", body, timeout=60.0)
+            results[name] = {
+                "status": status,
+                "body_bytes": len(body),
+                "response_bytes": len(answer),
+                "cpu_ms_per_request": round((cpu_seconds(process.pid) - before) * 1000 / HOSTILE_REQUESTS, 1),
+            }
+    return results
+
+
 def directory_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
 
@@ -526,7 +577,7 @@ def task_summary(task: str, sections: dict[str, Any]) -> list[str]:
     """The section of one task: the comparisons, then every load run."""
     if "error" in sections:
         return [f"## {task}", "", f"Not measured: {sections['error'].splitlines()[0]}", ""]
-    g, c, s, f = (sections[name] for name in ("golden_path", "cold_start", "serving", "footprint"))
+    g, c, s, f, h = (sections[name] for name in TASK_SECTIONS)
     model, steps, r = g["model"], g["steps_seconds"], s["ratios"]
     classes = f", classes {', '.join(map(str, model['classes']))}" if model.get("classes") else ""
 
@@ -569,6 +620,17 @@ def task_summary(task: str, sections: dict[str, Any]) -> list[str]:
         row(f"generated `/predict`, {BATCH_ROWS} records", "generated_predict_100", BATCH_ROWS),
         row(f"`mlflow models serve`, {BATCH_ROWS} records", "mlflow_predict_100", BATCH_ROWS),
         "",
+        f"Hostile bodies, one at a time, {h['requests_per_body']} requests each (server CPU per request, one worker):",
+        "",
+        "| body | body bytes | status | response bytes | CPU ms per request |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {name} | {run['body_bytes']} | {run['status']} | {run['response_bytes']} | "
+            f"{run['cpu_ms_per_request']} |"
+            for name, run in h.items()
+            if isinstance(run, dict)
+        ),
+        "",
     ]
 
 
@@ -580,6 +642,7 @@ def bench_task(work: Path, task: str, args: argparse.Namespace) -> dict[str, Any
     sections["cold_start"] = bench_cold_start(project, args.runs)
     sections["serving"] = bench_serving(project, work, args.seconds)
     sections["footprint"] = bench_serving_footprint(project, work)
+    sections["hostile_bodies"] = bench_hostile_bodies(project)
     return sections
 
 

@@ -19,7 +19,8 @@ from types import ModuleType
 import pytest
 from conftest import TEMPLATE_ROOT, run
 
-TASK_SECTIONS = ("golden_path", "cold_start", "serving", "footprint")
+TASK_SECTIONS = ("golden_path", "cold_start", "serving", "footprint", "hostile_bodies")
+HOSTILE_BODIES = ("valid_100_records", "unknown_keys_100x1300", "empty_records_100", "key_of_900kb")
 LOAD_RUNS = (
     "generated_health",
     "generated_predict_1",
@@ -55,6 +56,21 @@ def test_every_request_body_is_the_example_record(bench: ModuleType) -> None:
     assert bodies["mlflow_batch"] == {"dataframe_records": [record] * 3}
 
 
+def test_hostile_bodies_fit_the_request_limit_and_break_the_contract(bench: ModuleType) -> None:
+    record = {"x": 1.5, "colour": "red"}
+    bodies = {name: json.loads(body) for name, body in bench.hostile_bodies(record).items()}
+
+    assert set(bodies) == set(HOSTILE_BODIES)
+    for name, body in bench.hostile_bodies(record).items():
+        assert len(body) <= bench.MAX_REQUEST_BYTES, name
+    assert bodies["valid_100_records"] == {"records": [record] * 100}
+    unknown = bodies["unknown_keys_100x1300"]["records"]
+    assert len(unknown) == 100
+    assert all(len(r) == 1300 and not set(r) & set(record) for r in unknown)
+    assert bodies["empty_records_100"] == {"records": [{}] * 100}
+    assert max(map(len, bodies["key_of_900kb"])) == 900_000
+
+
 def fake_task_sections(task: str) -> dict:
     run_result = {"rps": 100.0, "requests": 100, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0}
     serving = {name: dict(run_result) for name in LOAD_RUNS}
@@ -72,6 +88,14 @@ def fake_task_sections(task: str) -> dict:
         "cold_start": {"median_s": 1.0, "runs_s": [1.0]},
         "serving": serving,
         "footprint": {"installed_mib": 100.0, "largest": [["onnxruntime", 60.0]]},
+        "hostile_bodies": {
+            "requests_per_body": 20,
+            "max_request_bytes": 1_048_576,
+            **{
+                name: {"status": 422, "body_bytes": 1000, "response_bytes": 150, "cpu_ms_per_request": 2.5}
+                for name in HOSTILE_BODIES
+            },
+        },
     }
 
 
@@ -96,6 +120,7 @@ def test_summary_has_a_section_per_task_and_writes_results_per_task(bench: Modul
     ]
     assert summary.count("Render (`copier copy --defaults`)") == 1
     assert "**10.0x** requests/s" in summary and "Not measured: RuntimeError: make pipeline failed" in summary
+    assert "| unknown_keys_100x1300 | 1000 | 422 | 150 | 2.5 |" in summary
     for task in ("binary", "regression"):
         assert sorted(p.name for p in (tmp_path / "results" / task).iterdir()) == sorted(
             f"{name}.json" for name in TASK_SECTIONS
@@ -125,5 +150,10 @@ def test_bench_runs_and_writes_results(tmp_path: Path) -> None:
     assert task["golden_path"]["model"]["task"] == "binary"
     assert task["cold_start"]["median_s"] > 0
     assert task["footprint"]["installed_mib"] > 0
+    hostile = task["hostile_bodies"]
+    assert hostile["valid_100_records"]["status"] == 200
+    for name in HOSTILE_BODIES[1:]:  # refused, with a bounded answer (the generated tests/test_api.py's bound)
+        assert hostile[name]["status"] == 422, name
+        assert hostile[name]["response_bytes"] <= 16 * 1024, name
     summary = (tmp_path / "SUMMARY.md").read_text()
     assert machine["cpu"] in summary and "## binary" in summary

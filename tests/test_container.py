@@ -143,7 +143,7 @@ def test_final_stage_follows_the_serving_contract(project: Path) -> None:
     user = only(final, "USER").arguments
     assert user.split(":")[0] == "10001", "run as the non-root user app (uid 10001), by number"
     assert only(final, "WORKDIR").arguments == "/app"
-    assert only(final, "EXPOSE").arguments == "8000"
+    assert only(final, "EXPOSE").arguments == "8000 9100", "the service's port, then the metrics port"
     healthcheck = only(final, "HEALTHCHECK").arguments
     assert "/health" in healthcheck
     assert f"{PACKAGE}.serving.client" in healthcheck  # python + urllib: slim images have no curl
@@ -158,6 +158,9 @@ def test_final_stage_follows_the_serving_contract(project: Path) -> None:
     assert env["MODEL_DIR"] == "/app/model"
     assert env["CONTRACT_PATH"] == "/app/contract.yaml"
     assert env["PORT"] == "8000"
+    assert env["METRICS_PORT"] == "9100"
+    assert env["AUTH_MODE"] == "api_key", "the image refuses callers without a key unless told otherwise"
+    assert env["APP_ENV"] == "production", "no interactive docs in the image"
     assert env["HOST"] == "0.0.0.0"
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         assert env[variable] == "1"

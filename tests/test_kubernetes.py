@@ -322,7 +322,8 @@ def test_selectors_match_the_pods(combo: tuple[dict, Path], environment: str) ->
     ]
     expected = ["ingress-nginx", "monitoring"] if answers["monitoring"] else ["ingress-nginx"]
     assert [namespace for namespace, _ in sources] == expected
-    assert all(ports == [{"port": "http", "protocol": "TCP"}] for _, ports in sources)
+    port_of = {"ingress-nginx": "http", "monitoring": "metrics"}  # the scraper reaches the metrics port only
+    assert all(ports == [{"port": port_of[namespace], "protocol": "TCP"}] for namespace, ports in sources)
     if answers["monitoring"]:
         assert selects(one(objects, "PodMonitor")["spec"]["selector"], server)
     for owner, labels, spec in pod_specs(objects):
@@ -356,7 +357,8 @@ def test_autoscaling_bounds(combo: tuple[dict, Path], environment: str) -> None:
 def app_routes(project: Path) -> set[str]:
     source = (project / "src" / PACKAGE / "serving" / "app.py").read_text(encoding="utf-8")
     routes = set(re.findall(r'add_api_route\(\s*"(/[^"]*)"', source))
-    assert {"/health", "/ready", "/predict", "/metrics"} <= routes, routes
+    assert {"/health", "/ready", "/predict"} <= routes, routes
+    assert "/metrics" not in routes, "/metrics is served on METRICS_PORT, not among the app's routes"
     return routes
 
 
@@ -404,8 +406,9 @@ def test_pods_follow_the_service_and_the_dockerfile(combo: tuple[dict, Path], en
             continue
         (server,) = spec["containers"]
         assert server["name"] == ("kserve-container" if owner == "InferenceService" else "app")
-        assert [port["containerPort"] for port in server["ports"]] == [8000]
-        assert "EXPOSE 8000" in dockerfile
+        ports = [(port["name"], port["containerPort"]) for port in server["ports"]]
+        assert ports == [("http", 8000), ("metrics", 9100)], "the service's port, then the metrics port"
+        assert "EXPOSE 8000 9100" in dockerfile
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert server[probe]["httpGet"]["path"] in routes, f"{owner}: {probe} on a route the app lacks"
             assert server[probe]["httpGet"]["port"] in ("http", 8000)
@@ -439,7 +442,7 @@ def test_cloud_values_reach_the_release(combo: tuple[dict, Path], environment: s
     backend = f"{SLUG}-predictor" if answers["kserve"] else SLUG
     paths = ingress["spec"]["rules"][0]["http"]["paths"]
     assert {path["backend"]["service"]["name"] for path in paths} == {backend}
-    assert {path["path"] for path in paths} <= app_routes(project) - {"/metrics"}, "/metrics stays in the cluster"
+    assert {path["path"] for path in paths} <= app_routes(project), "/metrics stays in the cluster"
     (batch_config,) = [cm for cm in by_kind(objects, "ConfigMap") if cm["metadata"]["name"].startswith(f"{SLUG}-batch")]
     assert all(
         batch_config["data"][key].startswith(BUCKET_SCHEMES[cloud]) for key in ("BATCH_INPUT_URI", "BATCH_OUTPUT_URI")
@@ -485,7 +488,7 @@ def test_scrape_job_is_the_one_the_alert_rules_select(render) -> None:
     rules = (project / "monitoring/prometheus/rules/slo.rules.yml").read_text()
     monitor = one(release(answers, project, "staging"), "PodMonitor")
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")  # the internal port, not "http"
     relabel = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"] if r.get("action") == "replace"}
     assert relabel["job"] == slo["scrape_job"]
     assert f'up{{job="{slo["scrape_job"]}"}}' in rules

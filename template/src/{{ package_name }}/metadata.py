@@ -6,6 +6,7 @@ read it through ModelMetadata, never by string keys. Stdlib only (the service an
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -55,6 +56,9 @@ class ModelMetadata:
     params: dict[str, Any]
     training_rows: int
     tracking: dict[str, str] = field(default_factory=lambda: {"backend": "none"})
+    # SHA-256 of model.onnx, written with it at training: another model.onnx is refused at load. Empty in
+    # metadata written before the field existed (nothing to check then).
+    onnx_sha256: str = ""
 
     @property
     def trained_at_epoch(self) -> float | None:
@@ -67,7 +71,11 @@ class ModelMetadata:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, document: dict[str, Any]) -> ModelMetadata:
+    def from_json(cls, document: Any) -> ModelMetadata:
+        if not isinstance(document, dict):
+            raise ModelArtifactError(
+                f"metadata.json holds a {type(document).__name__}, not an object: retrain (make pipeline)"
+            )
         try:
             values = dict(document)
             values["monitoring"] = MonitoringBaseline(**values["monitoring"])
@@ -85,7 +93,19 @@ def read_metadata(directory: Path, *required_files: str) -> ModelMetadata:
             raise ModelArtifactError(
                 f"{path} does not exist: train and promote a model first (make pipeline)"
             )
-    return ModelMetadata.from_json(json.loads((directory / METADATA_FILE).read_text(encoding="utf-8")))
+    try:
+        document = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ModelArtifactError(f"{directory / METADATA_FILE} is not valid JSON ({error})") from None
+    return ModelMetadata.from_json(document)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, payload: Any, *, sort_keys: bool = True) -> None:

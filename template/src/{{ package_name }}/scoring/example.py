@@ -24,7 +24,10 @@ def example_record(model_dir: Path | None = None) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{path} does not exist: train and promote a model first (make pipeline)"
         ) from None
-    return dict(document["reference_record"])
+    record = document.get("reference_record") if isinstance(document, dict) else None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} holds no reference record: retrain the model (make pipeline)")
+    return dict(record)
 
 
 if __name__ == "__main__":

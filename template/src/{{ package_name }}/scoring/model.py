@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime
 
 from ..contract import Contract, load_contract
-from ..metadata import ModelArtifactError, ModelMetadata, read_metadata
+from ..metadata import ModelArtifactError, ModelMetadata, file_sha256, read_metadata
 from .features import FeatureSpace
 from .outputs import OutputSpec, Predictions
 
@@ -91,6 +91,11 @@ def check_compatible(metadata: ModelMetadata, features: FeatureSpace, directory:
 def load_onnx_model(directory: Path, contract: Contract | None = None) -> OnnxModel:
     """model.onnx + metadata.json of a model directory; raises ModelArtifactError when they cannot be used."""
     metadata = read_metadata(directory, ONNX_FILE)
+    if metadata.onnx_sha256 and file_sha256(directory / ONNX_FILE) != metadata.onnx_sha256:
+        raise ModelArtifactError(
+            f"{directory / ONNX_FILE} is not the model its metadata.json describes (SHA-256 differs): "
+            "deploy the two files of one training together"
+        )
     features = FeatureSpace(contract or load_contract(), metadata.imputation)
     check_compatible(metadata, features, directory)
     options = onnxruntime.SessionOptions()

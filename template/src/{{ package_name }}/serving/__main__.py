@@ -1,7 +1,7 @@
 """Run the service: `python -m <package>.serving [serve]` (SageMaker starts containers with `serve`).
 
-Configuration comes from the environment: HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL and the variables read by
-settings.Settings.
+Configuration comes from the environment: HOST, PORT, METRICS_PORT, WEB_CONCURRENCY, LOG_LEVEL, AUTH_MODE and
+the other variables read by settings.Settings.
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     share_metrics_between_workers(settings.web_concurrency)
+    from .metrics import MetricsServer
+
+    try:
+        MetricsServer((settings.host, settings.metrics_port), settings.model_dir).start()
+    except OSError as error:  # serve predictions anyway: the failed scrapes raise ServiceTargetDown
+        print(f"metrics are not served: METRICS_PORT={settings.metrics_port}: {error}", file=sys.stderr)
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=20,
+        # Bounded work per worker: beyond LIMIT_CONCURRENCY connections uvicorn answers 503 at once, and an
+        # idle keep-alive connection is closed after 5 s (slow clients cannot hold every slot).
+        limit_concurrency=settings.limit_concurrency,
+        timeout_keep_alive=5,
     )
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
@@ -26,15 +26,19 @@ from ..contract import load_contract
 from ..metadata import ModelArtifactError
 from ..scoring.example import example_record
 from . import metrics
+from .auth import CHALLENGE, SECURITY_SCHEME, log_auth_mode
 from .inference_log import InferenceLog
 from .middleware import RequestContextMiddleware
 from .predictor import Predictor
 from .schemas import (
+    MAX_ECHOED_CHARS,
+    MAX_REPORTED_ERRORS,
     ErrorResponse,
     HealthResponse,
     NotReadyResponse,
     ReadyResponse,
     RequestParser,
+    RequestRejected,
     ValidationErrorResponse,
     VersionResponse,
     contract_example,
@@ -99,6 +103,12 @@ class ServiceState:
         gc.collect()
         gc.freeze()
 
+    def authorized(self, request: Request) -> bool:
+        """Whether the request may use the model routes (AUTH_MODE; serving/auth.py)."""
+        if self.settings.auth_mode != "api_key":
+            return True
+        return self.settings.api_keys.accepts(request.headers.get("authorization"))
+
     def close(self) -> None:
         if self.inference_log is not None:
             self.inference_log.close()
@@ -110,15 +120,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log_auth_mode(state.settings.auth_mode, state.settings.api_keys)
         state.load()
         yield
         state.close()
 
+    # In production the document and its viewers are not served (the schema of the inputs, with their ranges,
+    # is for the team); create_app(settings).openapi() builds it from the app object whatever APP_ENV says.
+    public_docs = not state.settings.production
     app = FastAPI(
         title="Prediction service",
         version=__version__,
-        description="Scores records against the champion model. Inputs follow the project's data contract.",
+        description="Scores records against the champion model. Inputs follow the project's data contract. "
+        "Metrics (Prometheus) are served on METRICS_PORT, not here.",
         lifespan=lifespan,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
+        openapi_url="/openapi.json" if public_docs else None,
     )
     app.add_middleware(RequestContextMiddleware)
 
@@ -134,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def predict(request: Request) -> Response:
         """Score one record, or {"records": [...]} (at most MAX_BATCH_SIZE)."""
+        if not state.authorized(request):
+            return _unauthorized()
         scorer = state.scorer
         if scorer is None:
             return _error(503, "the model is not loaded")
@@ -153,8 +173,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             parsed = state.parser.parse(payload)
+        except RequestRejected as error:
+            return _validation_error(error.errors, error.count)
         except ValidationError as error:
-            return _validation_error(error, prefix=("body",))
+            entries = error.errors(include_url=False, include_input=False, include_context=False)
+            return _validation_error(list(entries[:MAX_REPORTED_ERRORS]), len(entries))
 
         result = await scorer.score(parsed.records)
 
@@ -168,14 +191,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json(200, {"predictions": predictions, "model_version": model_version})
         return _json(200, {**predictions[0], "model_version": model_version})
 
-    async def prometheus_metrics() -> Response:
-        """Prometheus exposition of the service's metrics."""
-        trained_at = state.predictor.metadata.trained_at_epoch if state.predictor is not None else None
-        body, content_type = metrics.exposition(trained_at)
-        return Response(body, media_type=content_type)
-
-    async def version() -> Response:
+    async def version(request: Request) -> Response:
         """The model being served and the service code version."""
+        if not state.authorized(request):
+            return _unauthorized()
         if state.predictor is None:
             return _error(503, "the model is not loaded")
         metadata = state.predictor.metadata
@@ -209,10 +228,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         415: {"model": ErrorResponse, "description": f"The Content-Type is not {JSON_MEDIA_TYPE}."},
         422: {
             "model": ValidationErrorResponse,
-            "description": "The body breaks the data contract: one entry per broken field.",
+            "description": f"The body breaks the data contract: the first {MAX_REPORTED_ERRORS} broken "
+            "fields and their count.",
         },
         503: not_loaded,
     }
+    version_responses: dict[int | str, dict[str, Any]] = {200: {"model": VersionResponse}, 503: not_loaded}
+    secured: dict[str, Any] = {}
+    if state.settings.auth_mode == "api_key":
+        unauthorized = {"model": ErrorResponse, "description": "No API key, or not one of API_KEYS."}
+        predict_responses[401] = version_responses[401] = unauthorized
+        secured = {"security": [{SECURITY_SCHEME: []}]}
+        _document_api_key(app)
     ready_responses: dict[int | str, dict[str, Any]] = {
         200: {"model": ReadyResponse, "description": "The model is loaded."},
         503: {"model": NotReadyResponse, "description": "The model is not loaded."},
@@ -233,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "endpoint": predict,
         "methods": ["POST"],
         "route_class_override": RawBodyRoute,
-        "openapi_extra": predict_body,
+        "openapi_extra": {**predict_body, **secured},
         "responses": predict_responses,
     }
     app.router.add_api_route("/predict", tags=["model"], **predict_route)
@@ -241,21 +268,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/invocations", tags=["sagemaker"], summary="SageMaker alias of /predict", **predict_route
     )
     app.add_api_route(
-        "/metrics",
-        prometheus_metrics,
-        methods=["GET"],
-        tags=["observability"],
-        response_class=PlainTextResponse,
-        responses={200: {"description": "Prometheus text exposition format."}},
-    )
-    app.add_api_route(
         "/version",
         version,
         methods=["GET"],
         tags=["model"],
-        responses={200: {"model": VersionResponse}, 503: not_loaded},
+        responses=version_responses,
+        openapi_extra=secured,
     )
     return app
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """Declare the bearer API key in the OpenAPI components (the secured operations refer to it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "One of the service's API keys (API_KEYS / API_KEYS_FILE).",
+        }
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -273,6 +310,13 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _unauthorized() -> Response:
+    """401 before the body is read: an unauthenticated request costs no parsing."""
+    response = _error(401, "an API key is required: send Authorization: Bearer <key>")
+    response.headers["WWW-Authenticate"] = CHALLENGE
+    return response
+
+
 def _json(status: int, content: Mapping[str, Any] | Sequence[Any]) -> Response:
     # pydantic-core's serializer: ~5x faster than json.dumps on a 100-prediction response
     return Response(pydantic_core.to_json(content), status_code=status, media_type=JSON_MEDIA_TYPE)
@@ -282,10 +326,22 @@ def _error(status: int, detail: Any) -> Response:
     return _json(status, {"detail": detail})
 
 
-def _validation_error(error: ValidationError, prefix: tuple[str, ...]) -> Response:
-    """422 with one entry per broken field: where (loc), what (msg) and the error type (no input echo)."""
+def _validation_error(entries: Sequence[Mapping[str, Any]], count: int) -> Response:
+    """422 with the first broken fields: where (loc), what (msg) and the error type, and how many there are.
+
+    No input is echoed, and names and messages are cut to MAX_ECHOED_CHARS: the answer stays within a few
+    kilobytes whatever the body (a key of 900 KB is not sent back).
+    """
     details = [
-        {"loc": [*prefix, *entry["loc"]], "msg": entry["msg"], "type": entry["type"]}
-        for entry in error.errors(include_url=False, include_input=False, include_context=False)
+        {
+            "loc": ["body", *(_cut(part) if isinstance(part, str) else part for part in entry["loc"])],
+            "msg": _cut(entry["msg"]),
+            "type": entry["type"],
+        }
+        for entry in entries[:MAX_REPORTED_ERRORS]
     ]
-    return _error(422, details)
+    return _json(422, {"detail": details, "error_count": count})
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ECHOED_CHARS else f"{text[:MAX_ECHOED_CHARS]}..."

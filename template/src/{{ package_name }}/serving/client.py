@@ -1,7 +1,8 @@
 """Call a running service: `python -m <package>.serving.client [--url URL] [--check PATH]`.
 
 By default it posts the example record (the reference record of the model in $MODEL_DIR, else models/champion)
-to /predict and prints the response (`make predict`). With
+to /predict and prints the response (`make predict`), with `Authorization: Bearer $API_KEY` when API_KEY is
+set (a service with AUTH_MODE=api_key needs it). With
 `--check /health` it only exits 0 when GET /health answers 200 (the container's HEALTHCHECK). Stdlib only,
 so it starts fast.
 """
@@ -31,6 +32,9 @@ def request(url: str, payload: dict[str, Any] | None = None) -> tuple[int, str]:
         raise ValueError(f"the URL must start with http:// or https://, got {url!r}")
     data = None if payload is None else json.dumps(payload).encode()
     headers = {} if payload is None else {"Content-Type": "application/json"}
+    api_key = os.environ.get("API_KEY", "").strip()
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     http_request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - scheme checked above
     try:
         with urllib.request.urlopen(http_request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - same

@@ -2,8 +2,9 @@
 
 With one worker the metrics live in this process. With several workers (WEB_CONCURRENCY > 1) each worker is
 a separate process, so `python -m <package>.serving` points PROMETHEUS_MULTIPROC_DIR at a fresh directory
-before the workers start: every worker writes its samples there, and a scrape of /metrics on any worker
-returns the totals of all of them (prometheus-client's multiprocess mode).
+before the workers start: every worker writes its samples there, and a scrape of /metrics returns the totals
+of all of them (prometheus-client's multiprocess mode). /metrics is served on METRICS_PORT by MetricsServer,
+never on the public port of the prediction routes.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import collections
 import math
 import os
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -27,7 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ..metadata import ModelMetadata
+from ..metadata import ModelArtifactError, ModelMetadata, read_metadata
 from ..scoring.outputs import Predictions
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -172,3 +176,48 @@ def exposition(trained_at: float | None) -> tuple[bytes, str]:
         MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """GET /metrics of the internal port; nothing else is served there."""
+
+    server: MetricsServer
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/metrics":
+            self.send_error(404)
+            return
+        body, content_type = exposition(self.server.trained_at())
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged (one every 15 s per scraper)."""
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """/metrics on its own port (METRICS_PORT), apart from the routes the load balancer exposes.
+
+    It runs in the process that starts uvicorn, on a daemon thread: with one worker that process is the
+    worker; with several it aggregates every worker's samples (multiprocess mode). The model's age comes from
+    the metadata.json of MODEL_DIR, read at scrape time.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], model_dir: Path) -> None:
+        super().__init__(address, _MetricsHandler)
+        self.model_dir = model_dir
+
+    def trained_at(self) -> float | None:
+        try:
+            return read_metadata(self.model_dir).trained_at_epoch
+        except (ModelArtifactError, OSError, ValueError):
+            return None
+
+    def start(self) -> MetricsServer:
+        threading.Thread(target=self.serve_forever, name="metrics", daemon=True).start()
+        return self

@@ -163,6 +163,10 @@ def record_model(contract: Contract, example: dict[str, Any]) -> type[BaseModel]
     )
 
 
+# A 422 lists the first MAX_REPORTED_ERRORS broken fields (and counts them all), and echoes at most
+# MAX_ECHOED_CHARS characters of a name or message: an answer stays small whatever the body.
+MAX_REPORTED_ERRORS = 20
+MAX_ECHOED_CHARS = 80
 VERTEX_ENVELOPE = frozenset({"instances", "parameters"})
 _KEYS = {ID_FIELD, TIMESTAMP_FIELD}
 
@@ -176,6 +180,34 @@ class ParsedRequest:
     echoes: list[dict[str, Any]]  # per record: {id column: id} when the record had one, else {}
 
 
+BATCH_KEYS = ("records", "instances")
+
+
+FieldErrorEntry = dict[str, Any]  # {"loc": [...], "msg": ..., "type": ...}
+
+
+class RequestRejected(ValueError):
+    """A body refused before validation: its first errors (at most MAX_REPORTED_ERRORS) and how many."""
+
+    def __init__(self, errors: list[FieldErrorEntry], count: int) -> None:
+        super().__init__(f"{count} broken fields")
+        self.errors = errors
+        self.count = count
+
+
+class _Refusals:
+    """Collects the errors of a pre-check, keeping the first MAX_REPORTED_ERRORS and counting all."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldErrorEntry] = []
+        self.count = 0
+
+    def add(self, loc: tuple[str | int, ...], kind: str, message: str, times: int = 1) -> None:
+        self.count += times
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({"loc": list(loc), "msg": message, "type": kind})
+
+
 class RequestParser:
     """Turn a parsed JSON body into validated records: one record, or a batch when it has a "records" key.
 
@@ -186,6 +218,10 @@ class RequestParser:
     def __init__(self, contract: Contract, max_batch_size: int, example: dict[str, Any]) -> None:
         self.max_batch_size = max_batch_size
         self.id_column = contract.id_column
+        # the keys a record may have: its inputs, and the contract's id and timestamp
+        self.record_keys = frozenset(contract.columns) | {
+            name for name in (contract.id_column, contract.timestamp_column) if name
+        }
         self.record_model = record_model(contract, example)
         records: Any = list[self.record_model]  # type: ignore[name-defined]
         size = Field(min_length=1, max_length=max_batch_size)
@@ -203,13 +239,10 @@ class RequestParser:
             parameters=(Any, None),
         )
 
-    def records(self, payload: Any) -> tuple[list[dict[str, Any]], bool]:
-        """(model inputs of each record, is_batch); raises pydantic.ValidationError (see `parse`)."""
-        parsed = self.parse(payload)
-        return parsed.records, parsed.is_batch
-
     def parse(self, payload: Any) -> ParsedRequest:
-        """The validated request; raises pydantic.ValidationError naming every broken field."""
+        """The validated request; raises RequestRejected (before validating: see `refuse_oversized`) or
+        pydantic.ValidationError naming the broken fields."""
+        self.refuse_oversized(payload)
         if isinstance(payload, dict) and "instances" in payload and set(payload) <= VERTEX_ENVELOPE:
             envelope = self.vertex_model.model_validate(payload)
             return self._parsed(envelope.instances, is_batch=True)  # type: ignore[attr-defined]
@@ -223,6 +256,48 @@ class RequestParser:
         ids = [getattr(record, ID_FIELD, None) for record in validated]
         echoes = [{self.id_column: key} if key is not None and self.id_column else {} for key in ids]
         return ParsedRequest(records, is_batch, echoes)
+
+    def refuse_oversized(self, payload: Any) -> None:
+        """Refuse, before validating anything, what would make validation and its answer unbounded.
+
+        A record with keys that are not inputs (so any record with more keys than the contract has inputs),
+        a batch with more than MAX_BATCH_SIZE records, an envelope with more keys than it can have: none can
+        be valid, and validating them field by field costs an error per key (1 MB of unknown keys is ~10^5
+        errors). Here unknown keys are counted by one set operation per record and the first ones named;
+        validation then sees at most the contract's fields per record.
+        """
+        if not isinstance(payload, dict):
+            return
+        refusals = _Refusals()
+        batch_key = next((key for key in BATCH_KEYS if key in payload), None)
+        records = payload.get(batch_key) if batch_key is not None else None
+        if batch_key is None:
+            self._check_record(payload, (), refusals)
+        elif len(payload) > len(VERTEX_ENVELOPE):
+            refusals.add((), "too_many_fields", f"a batch has at most 2 keys, got {len(payload)}")
+        elif isinstance(records, list) and len(records) > self.max_batch_size:
+            message = f"a batch has at most {self.max_batch_size} records, got {len(records)}"
+            refusals.add((batch_key,), "too_long", message)
+        elif isinstance(records, list):
+            for position, record in enumerate(records):
+                if isinstance(record, dict):
+                    self._check_record(record, (batch_key, position), refusals)
+        if refusals.count:
+            raise RequestRejected(refusals.errors, refusals.count)
+
+    def _check_record(self, record: dict[str, Any], loc: tuple[str | int, ...], refusals: _Refusals) -> None:
+        unknown = len(record.keys() - self.record_keys)  # one set operation, however many keys
+        if not unknown:
+            return
+        named = 0
+        if len(refusals.errors) < MAX_REPORTED_ERRORS:
+            for key in record:
+                if key not in self.record_keys:
+                    refusals.add((*loc, key), "extra_forbidden", "Extra inputs are not permitted")
+                    named += 1
+                    if len(refusals.errors) == MAX_REPORTED_ERRORS:
+                        break
+        refusals.count += unknown - named
 
     def request_body_openapi(self) -> dict[str, Any]:
         """OpenAPI `requestBody` of /predict (the route reads the raw body itself: faster than a Body).
@@ -330,7 +405,7 @@ class ErrorResponse(BaseModel):
 
 
 class FieldError(BaseModel):
-    """One broken field: where (loc, from "body"), what (msg) and the error type."""
+    """One broken field: where (loc, from "body"), what (msg) and the error type (long names are cut)."""
 
     model_config = _RESPONSE_CONFIG
     loc: list[str | int] = Field(min_length=1)
@@ -339,10 +414,11 @@ class FieldError(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    """422: the body breaks the data contract (one entry per broken field)."""
+    """422: the body breaks the data contract: the first broken fields, and how many there are."""
 
     model_config = _RESPONSE_CONFIG
-    detail: list[FieldError] = Field(min_length=1)
+    detail: list[FieldError] = Field(min_length=1, max_length=MAX_REPORTED_ERRORS)
+    error_count: int = Field(ge=1, description="How many fields are broken (detail lists the first ones).")
 
 
 class HealthResponse(BaseModel):

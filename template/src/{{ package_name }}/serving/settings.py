@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .auth import ApiKeys, AuthConfigError, api_keys_from_env, auth_mode
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -26,6 +29,18 @@ class Settings:
     inference_log_dir: Path = Path("data/inference")
     inference_log_sample_rate: float = 0.1
     app_env: str = "local"
+    # api_key: /predict, /invocations and /version need a key of api_keys (serving/auth.py)
+    auth_mode: str = "api_key"
+    api_keys: ApiKeys = field(default_factory=ApiKeys)
+    # /metrics is served on its own port, for the scraper only: the load balancer routes to `port`.
+    metrics_port: int = 9100
+    # Connections (and requests) a worker holds at once; beyond it uvicorn answers 503 straight away.
+    limit_concurrency: int = 100
+
+    @property
+    def production(self) -> bool:
+        """APP_ENV=production (the image's default) hides the docs: /docs, /redoc and /openapi.json."""
+        return self.app_env == "production"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,8 +65,22 @@ class Settings:
             inference_log_sample_rate=_fraction(
                 env, "INFERENCE_LOG_SAMPLE_RATE", defaults.inference_log_sample_rate
             ),
-            app_env=env.get("APP_ENV", defaults.app_env),
+            app_env=env.get("APP_ENV", defaults.app_env).strip().lower(),
+            metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port, minimum=1, maximum=65_535),
+            limit_concurrency=_integer(
+                env, "LIMIT_CONCURRENCY", defaults.limit_concurrency, minimum=1, maximum=100_000
+            ),
+            **_auth(env, defaults.auth_mode),
         )
+
+
+def _auth(env: Mapping[str, str], default_mode: str) -> dict[str, Any]:
+    try:
+        mode = auth_mode(env, default_mode)
+        keys = api_keys_from_env(env)
+    except AuthConfigError as error:
+        raise SettingsError(str(error)) from None
+    return {"auth_mode": mode, "api_keys": keys}
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:

@@ -5,12 +5,19 @@ baseline on the gate's metric, and no regression beyond a tolerance on that metr
 champion, re-scored on the same test split.
 Writes reports/gate.json; on a pass (and without --dry-run) copies the model to models/champion/, appends to
 models/registry.json and moves the tracking backend's `champion` alias. Exits 1 when the gate fails.
+
+A champion that exists but cannot be loaded or scored (the contract changed, its files are damaged) fails the
+gate: the comparison cannot be skipped silently. `--force` (`make gate FORCE=1`, or GATE_FORCE=1 in the
+environment of `dvc repro`) waives that comparison only, and reports/gate.json records the waiver.
+Promotion replaces models/champion/ by renames (the new model is complete before it takes the name, the old
+one is deleted last), and registry.json through a temporary file: an interrupted gate leaves a whole champion.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +33,7 @@ from ..metadata import ModelArtifactError, ModelMetadata, write_json
 from ..params import GateParams, load_params
 from ..tables.files import input_columns_of
 from ..tracking import get_tracker
-from ..training.artifacts import MODEL_FILE, MODEL_FILES, EstimatorModel, load_model
+from ..training.artifacts import MODEL_FILES, EstimatorModel, load_model
 from ..training.estimators import encode_target
 from ..training.metrics import LOWER_IS_BETTER, task_metrics
 
@@ -94,13 +101,17 @@ def run_checks(metrics: dict[str, Any], gate: GateParams, champion_value: float 
 def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: ModelMetadata) -> None:
     """Replace the champion with the model in model_dir and record the promotion in the registry."""
     champion_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".champion-", dir=champion_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=".champion-new-", dir=champion_dir.parent))
     staging.chmod(0o755)  # mkdtemp creates 0700; the serving image and other users must read the champion
     for name in MODEL_FILES:
         shutil.copy2(model_dir / name, staging / name)
-    if champion_dir.exists():
-        shutil.rmtree(champion_dir)
+    retired = None
+    if champion_dir.exists():  # set aside by a rename: the old champion stays whole until the new one is in
+        retired = Path(tempfile.mkdtemp(prefix=".champion-old-", dir=champion_dir.parent)) / champion_dir.name
+        champion_dir.rename(retired)
     staging.rename(champion_dir)
+    if retired is not None:
+        shutil.rmtree(retired.parent)
 
     registry = json.loads(registry_path.read_text(encoding="utf-8")) if registry_path.is_file() else {}
     history = registry.get("history", [])
@@ -113,7 +124,28 @@ def promote(model_dir: Path, champion_dir: Path, registry_path: Path, metadata: 
             "metrics": metadata.metrics,
         }
     )
-    write_json(registry_path, {"champion": metadata.model_version, "history": history})
+    replace_json(registry_path, {"champion": metadata.model_version, "history": history})
+
+
+def replace_json(path: Path, payload: Any) -> None:
+    """Write `payload` to a temporary file beside `path`, then rename it over `path` (an atomic step)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    write_json(temporary, payload)
+    os.replace(temporary, path)
+
+
+def compare_with_champion(
+    champion_dir: Path, contract: Contract, test_data: Path, metric: str
+) -> tuple[str | None, float | None, str | None]:
+    """(champion version, its metric on today's test split, why it cannot be compared); None: no champion."""
+    if not champion_dir.is_dir() or not any(champion_dir.iterdir()):
+        return None, None, None  # the first model: nothing to compare with
+    try:
+        champion = load_model(champion_dir, contract)
+        value = champion_metric(champion, pd.read_parquet(test_data), metric)
+    except (ModelArtifactError, OSError, KeyError, ValueError) as error:
+        return None, None, f"the champion in {champion_dir} cannot be loaded or scored: {error}"
+    return champion.model_version, value, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-data", type=Path, default=Path("data/processed/test.parquet"))
     parser.add_argument("--report", type=Path, default=Path("reports/gate.json"))
     parser.add_argument("--dry-run", action="store_true", help="report the decision, promote nothing")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        default=os.environ.get("GATE_FORCE", "").strip() not in ("", "0"),
+        help="waive the comparison with a champion that cannot be loaded (recorded in the report); "
+        "default: the GATE_FORCE environment variable",
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -142,17 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    champion_version, champion_value, notes = None, None, []
-    if (args.champion_dir / MODEL_FILE).is_file():
-        try:
-            champion = load_model(args.champion_dir, contract)
-        except ModelArtifactError as error:
-            notes.append(f"champion not compared: {error}")
-        else:
-            champion_version = champion.model_version
-            champion_value = champion_metric(champion, pd.read_parquet(args.test_data), gate.metric)
-
+    champion_version, champion_value, unusable = compare_with_champion(
+        args.champion_dir, contract, args.test_data, gate.metric
+    )
     checks = run_checks(metrics, gate, champion_value)
+    notes, waiver = [], None
+    if unusable is not None and args.force:
+        waiver = f"comparison with the champion waived (--force / FORCE=1): {unusable}"
+        notes.append(waiver)
+    elif unusable is not None:
+        detail = f"{unusable}; retrain it, or waive the comparison with `make gate FORCE=1`"
+        checks.append(Check("champion_comparable", False, None, 1.0, detail))
     passed = all(check.passed for check in checks)
     promoted = passed and not args.dry_run
     write_json(
@@ -168,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{c.name}: {c.value} vs limit {c.limit} ({c.detail})" for c in checks if not c.passed
             ],
             "notes": notes,
+            "forced": waiver is not None,
+            "waiver": waiver,
         },
     )
     for check in checks:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import Contract, load_contract
-from ..metadata import ModelMetadata, MonitoringBaseline, write_json
+from ..metadata import ModelMetadata, MonitoringBaseline, file_sha256, write_json
 from ..params import Params, load_params
 from ..scoring.features import FeatureSpace
 from ..scoring.outputs import OutputSpec, bucket_names
@@ -28,7 +28,7 @@ from ..tracking import get_tracker
 from ..training.artifacts import save_model
 from ..training.estimators import build_estimator, encode_target, raw_output
 from ..training.metrics import task_metrics
-from ..training.provenance import file_sha256, git_sha
+from ..training.provenance import git_sha
 
 DEFAULT_MODEL_DIR = Path("models")
 DECILES = 10

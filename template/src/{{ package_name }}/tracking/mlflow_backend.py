@@ -85,7 +85,6 @@ class MlflowTracker:
             info = mlflow.sklearn.log_model(
                 estimator,
                 name="model",
-                registered_model_name=self.registered_model,
                 signature=infer_signature(example, raw_output(estimator, metadata.task, example)),
                 # Explicit requirements: inferring them exports the whole lock file and takes ~30 s.
                 pip_requirements=[f"{name}=={metadata_version(name)}" for name in MODEL_REQUIREMENTS],
@@ -96,7 +95,7 @@ class MlflowTracker:
             "tracking_uri": self.uri,
             "run_id": run.info.run_id,
             "registered_model": self.registered_model,
-            "registered_version": str(info.registered_model_version),
+            "model_uri": info.model_uri,
         }
 
     def log_evaluation(self, run: Mapping[str, str], metrics: Mapping[str, Any], reports_dir: Path) -> None:
@@ -113,8 +112,14 @@ class MlflowTracker:
                 mlflow.log_artifacts(str(reports_dir), artifact_path="reports")
 
     def promote(self, run: Mapping[str, str]) -> None:
+        """Register the model of a run that passed the gate, and point the `champion` alias at it.
+
+        Only promoted models become versions of the registered model: a candidate the gate refuses stays
+        a logged model of its run, never a version that a consumer of the registry could load.
+        """
         if run.get("backend") != "mlflow":
             return
-        MlflowClient().set_registered_model_alias(
-            run["registered_model"], CHAMPION_ALIAS, run["registered_version"]
-        )
+        version = run.get("registered_version")  # earlier releases registered at training
+        if version is None:
+            version = mlflow.register_model(run["model_uri"], run["registered_model"]).version
+        MlflowClient().set_registered_model_alias(run["registered_model"], CHAMPION_ALIAS, str(version))

@@ -8,7 +8,7 @@ metadata.json  ModelMetadata (metadata.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 
 from ..contract import Contract, load_contract
-from ..metadata import METADATA_FILE, ModelMetadata, read_metadata, write_json
+from ..metadata import METADATA_FILE, ModelMetadata, file_sha256, read_metadata, write_json
 from ..scoring.features import FeatureSpace
 from ..scoring.model import ONNX_FILE, ScoringModel, check_compatible
 from ..scoring.outputs import OutputSpec
@@ -42,7 +42,8 @@ def save_model(directory: Path, estimator: Any, metadata: ModelMetadata, parity_
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, directory / MODEL_FILE)
     parity = export_onnx(estimator, metadata.task, directory / ONNX_FILE, parity_matrix)
-    write_json(directory / METADATA_FILE, metadata.to_json(), sort_keys=False)
+    bound = replace(metadata, onnx_sha256=file_sha256(directory / ONNX_FILE))  # binds the pair of files
+    write_json(directory / METADATA_FILE, bound.to_json(), sort_keys=False)
     return parity
 
 

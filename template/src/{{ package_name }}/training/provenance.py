@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ..metadata import file_sha256
 
 
 def git_sha(cwd: Path | None = None) -> str:
@@ -21,14 +22,6 @@ def git_sha(cwd: Path | None = None) -> str:
         [git, "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def environment(lock_file: Path = Path("uv.lock")) -> dict[str, Any]:
