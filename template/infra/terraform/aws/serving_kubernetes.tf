@@ -112,6 +112,7 @@ resource "aws_iam_role" "workload" {
       },
     ]
   })
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 # The service reads the model bucket.

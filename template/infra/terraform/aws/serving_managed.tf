@@ -37,8 +37,9 @@ locals {
 }
 
 resource "aws_iam_role" "sagemaker" {
-  name               = "${local.name}-sagemaker"
-  assume_role_policy = data.aws_iam_policy_document.sagemaker_trust.json
+  name                 = "${local.name}-sagemaker"
+  assume_role_policy   = data.aws_iam_policy_document.sagemaker_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 data "aws_iam_policy_document" "sagemaker_trust" {

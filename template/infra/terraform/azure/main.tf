@@ -20,7 +20,10 @@ locals {
   # Each environment pulls from its own registry: CD pushes to staging's and imports the tested digest into
   # production's before deploying it there (image_importers, cd.yml).
   serving_enabled = var.image_tag != ""
-  image           = "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}"
+  # By digest whenever CD gives one (production always): a tag pushed again can never change what runs.
+  image = (var.image_digest != ""
+    ? "${azurerm_container_registry.main.login_server}/${var.project}@${var.image_digest}"
+  : "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}")
 
   tags = {
     project     = var.project
