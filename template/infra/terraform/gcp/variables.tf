@@ -130,6 +130,17 @@ variable "github_oidc_subjects" {
   }
 }
 
+variable "github_deploy_refs" {
+  description = "Git refs from which a job of a GitHub environment (environment:<name> in github_oidc_subjects) may impersonate CI. Main only by default: another branch that names the environment gets no credentials."
+  type        = list(string)
+  default     = ["refs/heads/main"]
+
+  validation {
+    condition     = length(var.github_deploy_refs) > 0 && alltrue([for r in var.github_deploy_refs : can(regex("^refs/(heads|tags)/[A-Za-z0-9._/-]+$", r))])
+    error_message = "github_deploy_refs needs at least one entry, each refs/heads/<branch> or refs/tags/<tag> (no wildcards)."
+  }
+}
+
 variable "state_bucket" {
   description = "GCS bucket of this environment's Terraform state (envs/<environment>.backend.hcl); the CI service account gets object access to it."
   type        = string
