@@ -726,6 +726,16 @@ resource "aws_appautoscaling_policy" "api_requests" {
   }
 }
 
+output "api_auth" {
+  description = "Who authenticates API callers (oidc, api_key or public): `make smoke` tests accordingly."
+  value       = var.api_auth
+}
+
+output "api_keys_secret_arn" {
+  description = "Secrets Manager secret with the service's API keys (api_auth = api_key), for callers and `make smoke`."
+  value       = var.api_keys_secret_arn
+}
+
 output "alb_dns_name" {
   description = "DNS name of the load balancer: point service_domain at it (CNAME or Route 53 alias)."
   value       = try(aws_lb.api[0].dns_name, "")
