@@ -458,7 +458,8 @@ def test_a_public_ingress_is_an_explicit_choice(render, tmp_path: Path) -> None:
     project = render(**answers)
     copy = tmp_path / "project"
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns("build", ".venv"))
-    public = documents(k8s_manifests(copy, answers["cloud_provider"], "production", K8S_INGRESS_CLASS="nginx").read_text())
+    manifests = k8s_manifests(copy, answers["cloud_provider"], "production", K8S_INGRESS_CLASS="nginx")
+    public = documents(manifests.read_text())
     assert one(public, "Ingress")["spec"]["ingressClassName"] == "nginx"
     with pytest.raises(AssertionError, match="unexpected characters"):
         k8s_manifests(copy, answers["cloud_provider"], "production", K8S_INGRESS_CLASS="nginx; rm -rf /")

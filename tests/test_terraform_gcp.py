@@ -213,8 +213,10 @@ def _effective_wif_condition(module: Module, env: str) -> str:
     condition = local_values["github_attribute_condition"]
     encoded = json.dumps(subjects, separators=(",", ":"))  # what Terraform's jsonencode() produces
     condition = condition.replace("${jsonencode(local.github_subjects)}", encoded)
-    (refs_variable,) = [block["github_deploy_refs"] for block in module.blocks("variable") if "github_deploy_refs" in block]
-    refs = module.tfvars(f"envs/{env}.tfvars").get("github_deploy_refs", refs_variable["default"])
+    (default,) = [
+        block["github_deploy_refs"]["default"] for block in module.blocks("variable") if "github_deploy_refs" in block
+    ]
+    refs = module.tfvars(f"envs/{env}.tfvars").get("github_deploy_refs", default)
     condition = condition.replace("${jsonencode(var.github_deploy_refs)}", json.dumps(refs, separators=(",", ":")))
     prefix = local_values["github_environment_prefix"].replace("${var.github_repository}", repository)
     condition = condition.replace("${local.github_environment_prefix}", prefix)
@@ -225,7 +227,8 @@ def _accepts(condition: str, **claims: str) -> bool:
     """Evaluate the provider's CEL attribute condition for a token with these claims (the subset of CEL it uses)."""
     python = condition.replace("&&", " and ").replace("||", " or ").replace("!assertion", " not assertion")
     python = python.replace(".startsWith(", ".startswith(")
-    return bool(eval(python, {"__builtins__": {}}, {"assertion": type("Token", (), claims)}))  # noqa: S307 - our own rendered condition
+    # The expression is this module's own rendered condition, evaluated without builtins.
+    return bool(eval(python, {"__builtins__": {}}, {"assertion": type("Token", (), claims)}))
 
 
 def test_ci_federation_is_pinned_to_the_repository(module: Module) -> None:
@@ -256,9 +259,10 @@ def test_environment_jobs_get_credentials_from_main_only(module: Module) -> None
         assert not _accepts(condition, repository=repository, sub=environment, ref="refs/heads/attacker")
         assert not _accepts(condition, repository="other/repo", sub=environment, ref="refs/heads/main")
     staging = _effective_wif_condition(module, "staging")
-    assert _accepts(staging, repository=repository, sub=f"repo:{repository}:pull_request", ref="refs/pull/7/merge")
-    assert _accepts(staging, repository=repository, sub=f"repo:{repository}:ref:refs/heads/main", ref="refs/heads/main")
-    assert not _accepts(staging, repository=repository, sub=f"repo:{repository}:ref:refs/heads/dev", ref="refs/heads/dev")
+    prefix = f"repo:{repository}"
+    assert _accepts(staging, repository=repository, sub=f"{prefix}:pull_request", ref="refs/pull/7/merge")
+    assert _accepts(staging, repository=repository, sub=f"{prefix}:ref:refs/heads/main", ref="refs/heads/main")
+    assert not _accepts(staging, repository=repository, sub=f"{prefix}:ref:refs/heads/dev", ref="refs/heads/dev")
 
 
 def _roles_of(body: dict[str, Any]) -> set[str]:
@@ -386,7 +390,7 @@ def test_cloud_run_serves_port_8000_with_probes(container: Module) -> None:
 
 
 def test_nothing_is_public_but_the_explicit_choice(module: Module) -> None:
-    """No IAM binding to allUsers/allAuthenticatedUsers, except Cloud Run's behind allow_unauthenticated (default off)."""
+    """No IAM binding to allUsers/allAuthenticatedUsers but Cloud Run's behind allow_unauthenticated (default off)."""
     for rtype, name, body in module.resources():
         if not rtype.endswith(("_iam_member", "_iam_binding", "_iam_policy")):
             continue
@@ -401,9 +405,8 @@ def test_cloud_run_authenticates_in_front_of_the_service(container: Module) -> N
     """IAM (roles/run.invoker) checks each request's identity token, so the service runs with AUTH_MODE=none."""
     (app,) = container.resource("google_cloud_run_v2_service", "api")["template"][0]["containers"]
     assert {env["name"]: env["value"] for env in app["env"]}["AUTH_MODE"] == "none"
-    assert container.locals()["image"] == (
-        '${var.image_digest != "" ? "${local.image_repository}@${var.image_digest}" : "${local.image_repository}:${var.image_tag}"}'
-    )
+    by_digest, by_tag = "${local.image_repository}@${var.image_digest}", "${local.image_repository}:${var.image_tag}"
+    assert container.locals()["image"] == f'${{var.image_digest != "" ? "{by_digest}" : "{by_tag}"}}'
 
 
 def test_cloud_run_is_not_public_by_default(container: Module) -> None:

@@ -298,14 +298,16 @@ def test_the_image_that_reaches_production_is_the_one_scanned(render) -> None:
         assert scans and scans[0] > build, f"{combo_id(answers)}: the pushed image is not scanned (or before its build)"
         scan = steps[scans[0]]
         build_id = steps[build]["id"]
-        assert scan["with"]["image-ref"] == f"${{{{ env.IMAGE_REPOSITORY }}}}@${{{{ steps.{build_id}.outputs.digest }}}}"
-        assert jobs["image"]["outputs"]["digest"] == f"${{{{ steps.{build_id}.outputs.digest }}}}"
+        pushed = f"${{{{ steps.{build_id}.outputs.digest }}}}"
+        assert scan["with"]["image-ref"] == "${{ env.IMAGE_REPOSITORY }}@" + pushed
+        assert jobs["image"]["outputs"]["digest"] == pushed
         assert jobs["staging"]["needs"] == "image" and jobs["production"]["needs"] == "staging"
         assert jobs["staging"]["outputs"]["image-digest"] == "${{ needs.image.outputs.digest }}"
         for environment, digest in (("staging", "needs.image"), ("production", "needs.staging")):
             (deploy,) = [step for step in jobs[environment]["steps"] if step.get("uses") == "./.github/actions/deploy"]
             output = "digest" if environment == "staging" else "image-digest"
-            assert deploy["with"]["image-digest"] == f"${{{{ {digest}.outputs.{output} }}}}", (combo_id(answers), environment)
+            expected = f"${{{{ {digest}.outputs.{output} }}}}"
+            assert deploy["with"]["image-digest"] == expected, (combo_id(answers), environment)
         action = composite_actions(project)["deploy"]
         assert action["inputs"]["image-digest"]
         deploys = [step["run"] for step in action["runs"]["steps"] if "make deploy" in step.get("run", "")]
