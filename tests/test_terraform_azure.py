@@ -312,6 +312,9 @@ def test_managed_endpoint_routes_to_the_serving_routes(render) -> None:
     assert routes["scoringRoute"] == {"path": "/predict", "port": 8000}
     endpoint = module.resources[("azapi_resource", "ml_endpoint")]
     assert endpoint["body"]["properties"]["authMode"] == "AADToken"
+    # Entra ID authenticates every call before the container: the service does not check again.
+    deployment = module.resources[("azapi_resource", "ml_deployment")]
+    assert deployment["body"]["properties"]["environmentVariables"]["AUTH_MODE"] == "none"
 
 
 REFERENCE = re.compile(r"\b(azurerm_\w+|azapi_\w+|local|var)\.(\w+)")

@@ -119,6 +119,8 @@ resource "aws_sagemaker_model" "api" {
       PORT            = tostring(local.sagemaker_port)
       WEB_CONCURRENCY = "1"
       LOG_LEVEL       = "info"
+      # SageMaker authenticates every InvokeEndpoint call (SigV4, IAM) before it reaches the container.
+      AUTH_MODE = "none"
     }
   }
 
