@@ -42,7 +42,7 @@ REGION = "us-east-1"
 # fake credentials: the apply fails instead of silently leaving 127.0.0.1.
 SERVICES = (
     "acm", "appautoscaling", "budgets", "cloudwatch", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms", "logs",
-    "s3", "sagemaker", "scheduler", "sns", "sts", "wafv2",
+    "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
 )  # fmt: skip
 # Emulator limits: resource address -> (HCL the test's override file puts in that resource, why). Everything here is
 # a gap of moto 5.x against the real API, found by this test; the module itself is applied unchanged otherwise.
