@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -450,6 +451,24 @@ def test_cloud_values_reach_the_release(combo: tuple[dict, Path], environment: s
     assert ("AZURE_STORAGE_ACCOUNT_NAME" in batch_config["data"]) == (cloud == "azure")
     (settings,) = [cm for cm in by_kind(objects, "ConfigMap") if cm["metadata"]["name"].startswith(f"{SLUG}-settings")]
     assert settings["data"]["APP_ENV"] == environment
+    # Internal by default: the class of the internal controller, unless Terraform's ingress_class says otherwise.
+    assert ingress["spec"]["ingressClassName"] == "nginx-internal"
+    assert settings["data"]["AUTH_MODE"] == "none", "the service's auth mode is set where the boundary is known"
+
+
+def test_a_public_ingress_is_an_explicit_choice(render, tmp_path: Path) -> None:
+    answers = KUBERNETES_COMBOS[0]
+    project = render(**answers)
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("build", ".venv"))
+    manifests = k8s_manifests(copy, answers["cloud_provider"], "production", K8S_INGRESS_CLASS="nginx")
+    public = documents(manifests.read_text())
+    assert one(public, "Ingress")["spec"]["ingressClassName"] == "nginx"
+    with pytest.raises(AssertionError, match="unexpected characters"):
+        k8s_manifests(copy, answers["cloud_provider"], "production", K8S_INGRESS_CLASS="nginx; rm -rf /")
+    terraform = project / "infra" / "terraform" / answers["cloud_provider"]
+    variables = (terraform / "serving_kubernetes.tf").read_text(encoding="utf-8")
+    assert re.search(r'variable "ingress_class" \{[^}]*default\s*=\s*"nginx-internal"', variables)
 
 
 def test_release_refuses_to_build_without_a_host(render) -> None:

@@ -35,13 +35,14 @@ pytestmark = pytest.mark.slow
 
 MODES = ("container", "batch", "managed")
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
+IMAGE_DIGEST = "sha256:" + "c0ffee" * 10 + "c0ff"
 IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
 REGION = "us-east-1"
 # Services the module uses (provider `endpoints` names). A service missing here would reach real AWS and fail on the
 # fake credentials: the apply fails instead of silently leaving 127.0.0.1.
 SERVICES = (
     "acm", "appautoscaling", "budgets", "cloudwatch", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms", "logs",
-    "s3", "sagemaker", "scheduler", "sns", "sts", "wafv2",
+    "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
 )  # fmt: skip
 # Emulator limits: resource address -> (HCL the test's override file puts in that resource, why). Everything here is
 # a gap of moto 5.x against the real API, found by this test; the module itself is applied unchanged otherwise.
@@ -217,6 +218,21 @@ def _certificate(url: str) -> str:
     return acm.request_certificate(DomainName="churn.example.com", ValidationMethod="DNS")["CertificateArn"]
 
 
+def _oidc_variable(url: str) -> str:
+    """The load balancer's OIDC login (api_auth's default): its client secret lives in Secrets Manager, as in use."""
+    import boto3
+
+    secrets = boto3.client(
+        "secretsmanager", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    arn = secrets.create_secret(Name="churn-oidc-client", SecretString="not-a-real-client-secret")["ARN"]
+    login = "https://login.example.com"
+    return (
+        f'oidc={{issuer="{login}", authorization_endpoint="{login}/authorize", token_endpoint="{login}/token", '
+        f'user_info_endpoint="{login}/userinfo", client_id="model-api", client_secret_arn="{arn}"}}'
+    )
+
+
 def _resources(state: dict) -> list[dict]:
     def walk(module: dict) -> Iterator[dict]:
         yield from module.get("resources", [])
@@ -250,9 +266,9 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
         "NO_PROXY": "127.0.0.1",
     }
     env.pop("AWS_PROFILE", None)
-    variables = ["-var-file=envs/staging.tfvars", f"-var=image_tag={IMAGE_TAG}"]
+    variables = ["-var-file=envs/staging.tfvars", f"-var=image_tag={IMAGE_TAG}", f"-var=image_digest={IMAGE_DIGEST}"]
     if mode == "container":
-        variables.append(f"-var=certificate_arn={_certificate(moto)}")
+        variables += [f"-var=certificate_arn={_certificate(moto)}", f"-var={_oidc_variable(moto)}"]
     common = ["-input=false", "-no-color", "-parallelism=30"]
     timings: dict[str, float] = {}
 

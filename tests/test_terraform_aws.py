@@ -286,7 +286,10 @@ def test_container_matches_the_dockerfile(render, default: Module) -> None:
 
     values = default.locals()
     assert values["container_port"] == exposed == 8000
-    assert values["health_path"] == "/health" and "/health" in healthcheck
+    # The container's own check is liveness (/health); the load balancer routes only to ready tasks (/ready: the
+    # model is loaded), so a task without a usable model gets no traffic and the circuit breaker sees it fail.
+    assert "/health" in healthcheck
+    assert values["health_path"] == "/ready"
 
     target_group = _one([body for _, _, body in default.resources("aws_lb_target_group")])
     assert target_group["port"] == "${local.container_port}"

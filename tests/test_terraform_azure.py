@@ -258,7 +258,6 @@ def test_container_app_serves_https_on_port_8000_with_probes(render) -> None:
     (app,) = module.of_type("azurerm_container_app").values()
     ingress = app["ingress"][0]
     assert ingress["target_port"] == 8000
-    assert ingress["external_enabled"] is True
     assert ingress["allow_insecure_connections"] is False
     container = app["template"][0]["container"][0]
     assert container["image"] == "${local.image}"
@@ -267,6 +266,30 @@ def test_container_app_serves_https_on_port_8000_with_probes(render) -> None:
     assert (readiness["path"], readiness["port"]) == ("/ready", 8000)
     assert app["template"][0]["http_scale_rule"][0]["concurrent_requests"]
     assert app["identity"][0]["identity_ids"] == ["${azurerm_user_assigned_identity.runtime.id}"]
+
+
+def test_container_app_is_internal_unless_made_public_on_purpose(render) -> None:
+    module = azure_module(render, serving="container")
+    (app,) = module.of_type("azurerm_container_app").values()
+    assert app["ingress"][0]["external_enabled"] == "${var.public_endpoint}"
+    assert module.variables["public_endpoint"]["default"] is False
+    for environment in ("staging", "production"):
+        assert load(module.root / "envs" / f"{environment}.tfvars").get("public_endpoint", False) is False
+    container = app["template"][0]["container"][0]
+    assert {env["name"]: env["value"] for env in container["env"]}["AUTH_MODE"] == "none"
+    # The deployed image is pinned by digest whenever CD gives one (production: always, variables.tf).
+    assert "${local.image_name}@${var.image_digest}" in module.locals["image"]
+    makefile = (module.root.parents[2] / "Makefile").read_text(encoding="utf-8")
+    assert "latestReadyRevisionName" in makefile and "service_public" in makefile
+
+
+def test_ci_changes_only_its_resource_group(module: Module) -> None:
+    """CI's Contributor is scoped to this environment's resource group, never the subscription."""
+    for name, body in module.of_type("azurerm_role_assignment").items():
+        if body["principal_id"] == "${azurerm_user_assigned_identity.ci.principal_id}":
+            assert "subscription" not in body["scope"], f"{name}: scoped to the subscription"
+            if body["role_definition_name"] == "Contributor":
+                assert body["scope"] == "${azurerm_resource_group.main.id}", name
 
 
 def test_batch_job_runs_the_batch_module_on_a_schedule(render) -> None:
@@ -289,6 +312,9 @@ def test_managed_endpoint_routes_to_the_serving_routes(render) -> None:
     assert routes["scoringRoute"] == {"path": "/predict", "port": 8000}
     endpoint = module.resources[("azapi_resource", "ml_endpoint")]
     assert endpoint["body"]["properties"]["authMode"] == "AADToken"
+    # Entra ID authenticates every call before the container: the service does not check again.
+    deployment = module.resources[("azapi_resource", "ml_deployment")]
+    assert deployment["body"]["properties"]["environmentVariables"]["AUTH_MODE"] == "gateway"
 
 
 REFERENCE = re.compile(r"\b(azurerm_\w+|azapi_\w+|local|var)\.(\w+)")
@@ -324,7 +350,10 @@ def test_environment_files_set_only_declared_variables(module: Module, environme
 
 def test_every_environment_pulls_from_its_own_registry(module: Module) -> None:
     """Serving names an image in this environment's registry, pulled with the runtime identity's AcrPull."""
-    assert module.locals["image"] == "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}"
+    assert module.locals["image_name"] == "${azurerm_container_registry.main.login_server}/${var.project}"
+    assert module.locals["image"] == (
+        '${var.image_digest != "" ? "${local.image_name}@${var.image_digest}" : "${local.image_name}:${var.image_tag}"}'
+    )
     assert set(module.of_type("azurerm_container_registry")) == {"main"}
     pull = module.resources[("azurerm_role_assignment", "runtime_acr_pull")]
     assert pull["scope"] == "${azurerm_container_registry.main.id}"
@@ -374,6 +403,6 @@ def test_cd_promotes_the_tested_digest_before_the_production_deploy(render) -> N
     module = parse_module(project / "infra" / "terraform" / "azure")
     production_group = module.resolve("${var.project}-${var.environment}", "production")
     assert f'--resource-group "{production_group}"' in script
-    assert module.locals["image"].startswith("${azurerm_container_registry.main.login_server}/${var.project}:")
+    assert module.locals["image_name"] == "${azurerm_container_registry.main.login_server}/${var.project}"
     assert 'repository="${IMAGE_REPOSITORY#*/}"' in script and '--image "$repository:$IMAGE_TAG"' in script
     assert "--write-enabled false" in script, "the promoted tag is locked like the pushed one"

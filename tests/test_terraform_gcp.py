@@ -213,7 +213,22 @@ def _effective_wif_condition(module: Module, env: str) -> str:
     condition = local_values["github_attribute_condition"]
     encoded = json.dumps(subjects, separators=(",", ":"))  # what Terraform's jsonencode() produces
     condition = condition.replace("${jsonencode(local.github_subjects)}", encoded)
+    (default,) = [
+        block["github_deploy_refs"]["default"] for block in module.blocks("variable") if "github_deploy_refs" in block
+    ]
+    refs = module.tfvars(f"envs/{env}.tfvars").get("github_deploy_refs", default)
+    condition = condition.replace("${jsonencode(var.github_deploy_refs)}", json.dumps(refs, separators=(",", ":")))
+    prefix = local_values["github_environment_prefix"].replace("${var.github_repository}", repository)
+    condition = condition.replace("${local.github_environment_prefix}", prefix)
     return condition.replace("${var.github_repository}", repository)
+
+
+def _accepts(condition: str, **claims: str) -> bool:
+    """Evaluate the provider's CEL attribute condition for a token with these claims (the subset of CEL it uses)."""
+    python = condition.replace("&&", " and ").replace("||", " or ").replace("!assertion", " not assertion")
+    python = python.replace(".startsWith(", ".startswith(")
+    # The expression is this module's own rendered condition, evaluated without builtins.
+    return bool(eval(python, {"__builtins__": {}}, {"assertion": type("Token", (), claims)}))
 
 
 def test_ci_federation_is_pinned_to_the_repository(module: Module) -> None:
@@ -225,12 +240,29 @@ def test_ci_federation_is_pinned_to_the_repository(module: Module) -> None:
 
     assert _effective_wif_condition(module, "production") == (
         'assertion.repository == "my-org/customer-churn" && '
-        'assertion.sub in ["repo:my-org/customer-churn:environment:production"]'
+        'assertion.sub in ["repo:my-org/customer-churn:environment:production"] && '
+        '(!assertion.sub.startsWith("repo:my-org/customer-churn:environment:") || assertion.ref in ["refs/heads/main"])'
     )
     staging = _effective_wif_condition(module, "staging")
     assert staging.startswith('assertion.repository == "my-org/customer-churn" && assertion.sub in [')
     assert set(re.findall(r"repo:([^:\"]+):", staging)) == {"my-org/customer-churn"}
     assert "*" not in staging
+
+
+def test_environment_jobs_get_credentials_from_main_only(module: Module) -> None:
+    """GitHub creates an unprotected environment for any workflow that names one: the trust itself checks the ref."""
+    repository = "my-org/customer-churn"
+    for env in ("staging", "production"):
+        condition = _effective_wif_condition(module, env)
+        environment = f"repo:{repository}:environment:{env}"
+        assert _accepts(condition, repository=repository, sub=environment, ref="refs/heads/main")
+        assert not _accepts(condition, repository=repository, sub=environment, ref="refs/heads/attacker")
+        assert not _accepts(condition, repository="other/repo", sub=environment, ref="refs/heads/main")
+    staging = _effective_wif_condition(module, "staging")
+    prefix = f"repo:{repository}"
+    assert _accepts(staging, repository=repository, sub=f"{prefix}:pull_request", ref="refs/pull/7/merge")
+    assert _accepts(staging, repository=repository, sub=f"{prefix}:ref:refs/heads/main", ref="refs/heads/main")
+    assert not _accepts(staging, repository=repository, sub=f"{prefix}:ref:refs/heads/dev", ref="refs/heads/dev")
 
 
 def _roles_of(body: dict[str, Any]) -> set[str]:
@@ -355,6 +387,29 @@ def test_cloud_run_serves_port_8000_with_probes(container: Module) -> None:
     assert template["encryption_key"] == "${google_kms_crypto_key.this.id}"
     assert template["scaling"][0]["min_instance_count"] == "${var.min_instances}"
     assert "PORT" not in {env["name"] for env in app["env"]}, "Cloud Run sets PORT itself"
+
+
+def test_nothing_is_public_but_the_explicit_choice(module: Module) -> None:
+    """No IAM binding to allUsers/allAuthenticatedUsers but Cloud Run's behind allow_unauthenticated (default off)."""
+    for rtype, name, body in module.resources():
+        if not rtype.endswith(("_iam_member", "_iam_binding", "_iam_policy")):
+            continue
+        text = json.dumps(body)
+        if (rtype, name) == ("google_cloud_run_v2_service_iam_member", "invokers"):
+            assert "var.allow_unauthenticated ?" in body["for_each"] and body["member"] == "${each.value}"
+            continue
+        assert "allUsers" not in text and "allAuthenticatedUsers" not in text, f"{rtype}.{name} is public"
+
+
+def test_cloud_run_authenticates_in_front_of_the_service(container: Module) -> None:
+    """IAM (roles/run.invoker) checks each request's identity token, so the service runs with AUTH_MODE=gateway,
+    and without a check only where the explicit public choice (allow_unauthenticated) lets everyone in."""
+    (app,) = container.resource("google_cloud_run_v2_service", "api")["template"][0]["containers"]
+    mode = {env["name"]: env["value"] for env in app["env"]}["AUTH_MODE"]
+    assert mode == '${var.allow_unauthenticated ? "none" : "gateway"}'
+
+    by_digest, by_tag = "${local.image_repository}@${var.image_digest}", "${local.image_repository}:${var.image_tag}"
+    assert container.locals()["image"] == f'${{var.image_digest != "" ? "{by_digest}" : "{by_tag}"}}'
 
 
 def test_cloud_run_is_not_public_by_default(container: Module) -> None:

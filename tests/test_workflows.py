@@ -273,3 +273,56 @@ def test_deployment_workflows_follow_the_answers(render) -> None:
             expected_ecosystems["terraform"] = f"/infra/terraform/{cloud}"
             assert (project / expected_ecosystems["terraform"].lstrip("/")).is_dir()
         assert ecosystems == expected_ecosystems, answers
+
+
+def _trivy_gate(step: dict) -> bool:
+    """A trivy step that fails the job on a fixable CRITICAL or HIGH vulnerability."""
+    inputs = step.get("with", {})
+    return (
+        step.get("uses", "").startswith("aquasecurity/trivy-action@")
+        and inputs.get("exit-code") == "1"
+        and set(inputs.get("severity", "").split(",")) == {"CRITICAL", "HIGH"}
+    )
+
+
+def test_the_image_that_reaches_production_is_the_one_scanned(render) -> None:
+    """CD scans the digest it pushed before any deployment, and every environment deploys that digest."""
+    for answers in CLOUD_SERVING_COMBOS:
+        project = render(**answers)
+        if "cd.yml" not in workflows(project):
+            continue
+        jobs = workflows(project)["cd.yml"]["jobs"]
+        steps = jobs["image"]["steps"]
+        (build,) = [index for index, step in enumerate(steps) if step.get("uses", "").startswith("docker/build-push")]
+        scans = [index for index, step in enumerate(steps) if _trivy_gate(step)]
+        assert scans and scans[0] > build, f"{combo_id(answers)}: the pushed image is not scanned (or before its build)"
+        scan = steps[scans[0]]
+        build_id = steps[build]["id"]
+        pushed = f"${{{{ steps.{build_id}.outputs.digest }}}}"
+        assert scan["with"]["image-ref"] == "${{ env.IMAGE_REPOSITORY }}@" + pushed
+        assert jobs["image"]["outputs"]["digest"] == pushed
+        assert jobs["staging"]["needs"] == "image" and jobs["production"]["needs"] == "staging"
+        assert jobs["staging"]["outputs"]["image-digest"] == "${{ needs.image.outputs.digest }}"
+        for environment, digest in (("staging", "needs.image"), ("production", "needs.staging")):
+            (deploy,) = [step for step in jobs[environment]["steps"] if step.get("uses") == "./.github/actions/deploy"]
+            output = "digest" if environment == "staging" else "image-digest"
+            expected = f"${{{{ {digest}.outputs.{output} }}}}"
+            assert deploy["with"]["image-digest"] == expected, (combo_id(answers), environment)
+        action = composite_actions(project)["deploy"]
+        assert action["inputs"]["image-digest"]
+        deploys = [step["run"] for step in action["runs"]["steps"] if "make deploy" in step.get("run", "")]
+        assert deploys and all("IMAGE_DIGEST=" in run_script for run_script in deploys), combo_id(answers)
+
+
+def test_ci_scans_the_image_even_when_the_raw_data_is_dvc_tracked(render) -> None:
+    """The image job (trivy) runs on every pull request; only the smoke test needs the trained model."""
+    for answers in CLOUD_SERVING_COMBOS:
+        project = render(**answers)
+        image = workflows(project)["ci.yml"]["jobs"]["image"]
+        assert "if" not in image, f"{combo_id(answers)}: the image job can be skipped ({image.get('if')})"
+        steps = image["steps"]
+        assert any(_trivy_gate(step) for step in steps), combo_id(answers)
+        assert not [step for step in steps if _trivy_gate(step) and "ran" in step.get("if", "")], "the scan is skipped"
+        if answers["cloud_provider"] != "none":
+            (stand_in,) = [step for step in steps if step.get("if") == "needs.pipeline.outputs.ran != 'true'"]
+            assert "models/champion/model.onnx" in stand_in["run"]

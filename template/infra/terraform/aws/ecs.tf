@@ -17,8 +17,9 @@ resource "aws_cloudwatch_log_group" "app" {
 
 # The execution role is what ECS itself uses to start a task: pull the image, write the task's logs.
 resource "aws_iam_role" "task_execution" {
-  name               = "${local.name}-task-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  name                 = "${local.name}-task-execution"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 data "aws_iam_policy_document" "ecs_tasks_trust" {

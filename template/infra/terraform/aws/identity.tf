@@ -2,10 +2,13 @@
 # assumable only by this repository and only from one kind of job (the `sub` claim GitHub signs):
 #
 # - ci       (output ci_role_arn; GitHub *environment* variable AWS_CI_ROLE_ARN) - jobs that declare
-#            `environment: <this environment>`: deploys (`make deploy`) and infrastructure applies. It applies this
-#            stack, so it can change the stack's own IAM roles: treat it as privileged. The controls are the GitHub
-#            environment's protection rules (required reviewers on production, main-only deployment branches) and
-#            one AWS account per environment.
+#            `environment: <this environment>`: deploys (`make deploy`) and infrastructure applies. AWS trusts only
+#            the `sub` claim, which for an environment job names the environment, not the branch: the environment's
+#            deployment branch rule (main only, docs/runbooks/deploy.md) is what keeps other branches out, so set it
+#            before the first deploy. The role is still bounded: the AWS services this stack uses (no
+#            PowerUserAccess), roles it creates or changes must carry the permissions boundary `<name>-ci-boundary`
+#            (no IAM writes at all), and it can change neither itself nor that boundary - an administrator does
+#            (`make infra-apply` with their own credentials) when this file changes them.
 # - ci-main  (output ci_main_role_arn; *repository* variable AWS_CI_ROLE_ARN) - main-branch jobs without an
 #            environment: build and push the image, DVC push/pull, drift checks. Only in the stack that owns the image
 #            repository and the DVC remote (staging).
@@ -21,6 +24,77 @@ locals {
   state_buckets_arn        = "arn:${local.partition}:s3:::${var.project}-tfstate-*"
   bucket_arns              = [for bucket in aws_s3_bucket.project : bucket.arn]
   bucket_object_arns       = [for bucket in aws_s3_bucket.project : "${bucket.arn}/*"]
+
+  ci_role_arn       = "arn:${local.partition}:iam::${local.account_id}:role/${local.name}-ci"
+  stack_roles_arn   = "arn:${local.partition}:iam::${local.account_id}:role/${local.name}-*"
+  stack_policies    = "arn:${local.partition}:iam::${local.account_id}:policy/${local.name}-*"
+  iam_write_actions = ["iam:Add*", "iam:Attach*", "iam:Create*", "iam:Delete*", "iam:Detach*", "iam:Put*", "iam:Remove*", "iam:Set*", "iam:Tag*", "iam:Untag*", "iam:Update*", "iam:Upload*"]
+
+  # The AWS services this stack creates or reads, whole: the ceiling of CI (instead of PowerUserAccess, which is
+  # every service) and of every role the stack creates (the permissions boundary). IAM is granted separately.
+  stack_services = [
+    "application-autoscaling:*",
+    "budgets:*",
+    "cloudwatch:*",
+    "ec2:*",
+    "ecr:*",
+    "ecs:*",
+    "eks:*",
+    "elasticloadbalancing:*",
+    "events:*",
+    "kms:*",
+    "logs:*",
+    "s3:*",
+    "sagemaker:*",
+    "scheduler:*",
+    "sns:*",
+    "wafv2:*",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "sts:GetCallerIdentity",
+  ]
+}
+
+# The permissions boundary of every role this stack creates (all but ci itself): the stack's services and IAM
+# reads, never an IAM write. Whatever policy CI writes on such a role, the role cannot grant or escalate anything.
+resource "aws_iam_policy" "boundary" {
+  name        = "${local.name}-ci-boundary"
+  description = "Permissions boundary of the roles of ${local.name}: its AWS services, no IAM writes"
+  policy      = data.aws_iam_policy_document.boundary.json
+}
+
+data "aws_iam_policy_document" "boundary" {
+  #checkov:skip=CKV_AWS_356:A permissions boundary is a ceiling, not a grant: it names services, each role's own policy names resources.
+  #checkov:skip=CKV_AWS_111:A permissions boundary is a ceiling, not a grant: each role's own policy limits its writes to its resources.
+  statement {
+    sid       = "StackServices"
+    actions   = concat(local.stack_services, ["iam:Get*", "iam:List*", "iam:PassRole"])
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "NoIamWrites"
+    effect    = "Deny"
+    actions   = local.iam_write_actions
+    resources = ["*"]
+  }
+}
+
+# CI's services: the stack's services in place of PowerUserAccess.
+resource "aws_iam_policy" "ci_services" {
+  name        = "${local.name}-ci-services"
+  description = "The AWS services ${local.name} uses, for its CI role (IAM granted separately)"
+  policy      = data.aws_iam_policy_document.ci_services.json
+}
+
+data "aws_iam_policy_document" "ci_services" {
+  #checkov:skip=CKV_AWS_356:Terraform creates these resources, so their ARNs do not exist before the apply; limited to the stack's services.
+  #checkov:skip=CKV_AWS_111:Terraform creates these resources, so their ARNs do not exist before the apply; limited to the stack's services.
+  statement {
+    sid       = "StackServices"
+    actions   = local.stack_services
+    resources = ["*"]
+  }
 }
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -75,10 +149,9 @@ resource "aws_iam_role" "ci" {
   max_session_duration = 3600
 }
 
-# Every AWS service but IAM and Organizations (AWS maintains the list); IAM follows, limited to this stack.
 resource "aws_iam_role_policy_attachment" "ci_services" {
   role       = aws_iam_role.ci.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/PowerUserAccess"
+  policy_arn = aws_iam_policy.ci_services.arn
 }
 
 resource "aws_iam_role_policy" "ci" {
@@ -88,12 +161,46 @@ resource "aws_iam_role_policy" "ci" {
 }
 
 data "aws_iam_policy_document" "ci" {
+  # Creating a role, or changing what it may do, only with the boundary on it.
+  statement {
+    sid = "WriteBoundedStackRolesOnly"
+    actions = [
+      "iam:CreateRole",
+      "iam:DeleteRolePolicy",
+      "iam:PutRolePermissionsBoundary",
+      "iam:PutRolePolicy",
+    ]
+    resources = [local.stack_roles_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [aws_iam_policy.boundary.arn]
+    }
+  }
+
+  statement {
+    sid       = "AttachOnlyReadOnlyToBoundedRoles"
+    actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
+    resources = [local.stack_roles_arn]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "iam:PolicyARN"
+      values   = ["arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [aws_iam_policy.boundary.arn]
+    }
+  }
+
   statement {
     sid = "ManageThisStacksRoles"
     actions = [
-      "iam:CreateRole",
       "iam:DeleteRole",
-      "iam:DeleteRolePolicy",
       "iam:GetRole",
       "iam:GetRolePolicy",
       "iam:ListAttachedRolePolicies",
@@ -101,35 +208,52 @@ data "aws_iam_policy_document" "ci" {
       "iam:ListRolePolicies",
       "iam:ListRoleTags",
       "iam:PassRole",
-      "iam:PutRolePolicy",
       "iam:TagRole",
       "iam:UntagRole",
       "iam:UpdateAssumeRolePolicy",
       "iam:UpdateRole",
       "iam:UpdateRoleDescription",
     ]
-    resources = ["arn:${local.partition}:iam::${local.account_id}:role/${local.name}-*"]
+    resources = [local.stack_roles_arn]
+  }
+
+  # The role itself, its services policy and the boundary are out of its reach (an explicit deny wins over the
+  # role/<name>-* grants above, whose pattern matches this role too).
+  statement {
+    sid       = "NeverChangeItselfOrTheBoundary"
+    effect    = "Deny"
+    actions   = local.iam_write_actions
+    resources = [local.ci_role_arn, aws_iam_policy.boundary.arn, aws_iam_policy.ci_services.arn]
   }
 
   statement {
-    sid       = "AttachOnlyTheCiManagedPolicies"
-    actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
-    resources = ["arn:${local.partition}:iam::${local.account_id}:role/${local.name}-*"]
+    sid       = "NeverRemoveABoundary"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ReadPolicies"
+    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:ListPolicyTags"]
+    resources = ["arn:${local.partition}:iam::aws:policy/*", local.stack_policies]
+  }
+
+  statement {
+    sid       = "ServiceLinkedRolesOfTheStacksServices"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/*"]
 
     condition {
-      test     = "ArnEquals"
-      variable = "iam:PolicyARN"
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
       values = [
-        "arn:${local.partition}:iam::aws:policy/PowerUserAccess",
-        "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess",
+        "ecs.amazonaws.com",
+        "elasticloadbalancing.amazonaws.com",
+        "ecs.application-autoscaling.amazonaws.com",
+        "sagemaker.application-autoscaling.amazonaws.com",
       ]
     }
-  }
-
-  statement {
-    sid       = "ReadManagedPolicies"
-    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion"]
-    resources = ["arn:${local.partition}:iam::aws:policy/*"]
   }
 
   statement {
@@ -176,6 +300,7 @@ resource "aws_iam_role" "ci_main" {
   description          = "Image builds, DVC and drift checks of ${var.github_repository} on main"
   assume_role_policy   = data.aws_iam_policy_document.github_trust["ci-main"].json
   max_session_duration = 3600
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 resource "aws_iam_role_policy" "ci_main" {
@@ -241,6 +366,7 @@ resource "aws_iam_role" "ci_plan" {
   description          = "terraform plan of ${local.name} from pull requests of ${var.github_repository}"
   assume_role_policy   = data.aws_iam_policy_document.github_trust["ci-plan"].json
   max_session_duration = 3600
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 resource "aws_iam_role_policy_attachment" "ci_plan_read_only" {

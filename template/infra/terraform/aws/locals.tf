@@ -8,7 +8,8 @@ locals {
   # Serving resources exist only once CD has pushed an image: the first apply creates storage, registry and
   # identity, CD pushes the image, then `make deploy IMAGE_TAG=<sha>` creates or updates the serving resources.
   serving_enabled = var.image_tag != ""
-  image_uri       = "${local.image_repository_url}:${var.image_tag}"
+  # By digest whenever CD gives one (production always): a tag pushed again can never change what runs.
+  image_uri = var.image_digest != "" ? "${local.image_repository_url}@${var.image_digest}" : "${local.image_repository_url}:${var.image_tag}"
 
   # One image repository serves every environment: CD builds an image once and deploys the same tag to staging,
   # then production. The stack with create_image_repository = true (staging) owns it; the others pull from it.

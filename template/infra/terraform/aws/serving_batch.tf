@@ -51,8 +51,9 @@ locals {
 # Task
 
 resource "aws_iam_role" "batch_task" {
-  name               = "${local.name}-batch-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  name                 = "${local.name}-batch-task"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 resource "aws_iam_role_policy" "batch_task" {
@@ -218,8 +219,9 @@ resource "aws_scheduler_schedule" "batch" {
 }
 
 resource "aws_iam_role" "scheduler" {
-  name               = "${local.name}-scheduler"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_trust.json
+  name                 = "${local.name}-scheduler"
+  assume_role_policy   = data.aws_iam_policy_document.scheduler_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 data "aws_iam_policy_document" "scheduler_trust" {

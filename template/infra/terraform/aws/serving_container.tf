@@ -1,5 +1,9 @@
 # serving = container: the FastAPI image as an ECS Fargate service in the private subnets, behind an internet-facing
 # Application Load Balancer (HTTPS only, WAF in front) in public subnets. Created once var.image_tag is set.
+#
+# Nobody reaches the API unauthenticated unless this stack says so: the load balancer admits no client network until
+# allowed_ingress_cidrs lists one, and var.api_auth says who checks callers (the load balancer against the
+# organisation's OIDC identity provider by default; the service's own API-key check; or "public", an explicit choice).
 
 variable "certificate_arn" {
   description = "ACM certificate (same region) for the HTTPS listener; required once image_tag is set."
@@ -14,9 +18,43 @@ variable "service_domain" {
 }
 
 variable "allowed_ingress_cidrs" {
-  description = "Client CIDR blocks allowed to reach the load balancer."
+  description = "Client CIDR blocks allowed to reach the load balancer. None by default: no client connects until listed."
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = []
+}
+
+variable "api_auth" {
+  description = <<-EOT
+    Who authenticates API callers. "oidc": the HTTPS listener, against the organisation's OIDC identity provider (var.oidc),
+    before anything is forwarded (the service runs with AUTH_MODE=gateway behind it); "api_key": the service itself
+    (AUTH_MODE=api_key, keys from the Secrets Manager secret api_keys_secret_arn); "public": nobody, a deliberate choice.
+  EOT
+  type        = string
+  default     = "oidc"
+
+  validation {
+    condition     = contains(["oidc", "api_key", "public"], var.api_auth)
+    error_message = "api_auth must be oidc, api_key or public."
+  }
+}
+
+variable "oidc" {
+  description = "The organisation's OIDC identity provider for api_auth = \"oidc\"; client_secret_arn is a Secrets Manager secret holding the client secret (never the secret itself)."
+  type = object({
+    issuer                 = string
+    authorization_endpoint = string
+    token_endpoint         = string
+    user_info_endpoint     = string
+    client_id              = string
+    client_secret_arn      = string
+  })
+  default = null
+}
+
+variable "api_keys_secret_arn" {
+  description = "Secrets Manager secret with the service's API keys (comma-separated), for api_auth = \"api_key\"."
+  type        = string
+  default     = ""
 }
 
 variable "task_cpu" {
@@ -70,9 +108,15 @@ variable "waf_rate_limit_per_ip" {
 locals {
   container_name = "app"
   container_port = 8000
-  health_path    = "/health"
-  service_host   = var.service_domain != "" ? var.service_domain : try(aws_lb.api[0].dns_name, "")
-  service_url    = local.serving_enabled ? "https://${local.service_host}" : ""
+  # The load balancer sends traffic only to tasks whose /ready answers 200 (model loaded and usable); /health (the
+  # process is alive) is the container's own liveness check in the Dockerfile.
+  health_path = "/ready"
+  # The environment variables of the service's authentication (src/<package>/ reads them): the load balancer
+  # authenticates in "oidc" mode, so the service does not check again; "public" is the deliberate opt-out.
+  waf_body_limit_bytes = 8192
+  service_auth_mode    = { oidc = "gateway", api_key = "api_key", public = "none" }[var.api_auth]
+  service_host         = var.service_domain != "" ? var.service_domain : try(aws_lb.api[0].dns_name, "")
+  service_url          = local.serving_enabled ? "https://${local.service_host}" : ""
 }
 
 # Public subnets hold only the load balancer; tasks stay in the private subnets.
@@ -236,6 +280,13 @@ resource "aws_lb_target_group" "api" {
   }
 }
 
+# The OIDC client secret is read from Secrets Manager at apply time: it never appears in tfvars or in git.
+data "aws_secretsmanager_secret_version" "oidc_client" {
+  count = local.serving_enabled && var.api_auth == "oidc" && var.oidc != null ? 1 : 0
+
+  secret_id = var.oidc.client_secret_arn
+}
+
 resource "aws_lb_listener" "https" {
   count = local.serving_enabled ? 1 : 0
 
@@ -245,8 +296,32 @@ resource "aws_lb_listener" "https" {
   ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
   certificate_arn   = var.certificate_arn
 
+  # api_auth = "oidc": a caller without a valid session of the organisation's identity provider gets 401, nothing is
+  # forwarded. (The load balancer passes the verified identity to the task in the x-amzn-oidc-* headers.)
+  dynamic "default_action" {
+    for_each = var.api_auth == "oidc" ? [var.oidc] : []
+
+    content {
+      type  = "authenticate-oidc"
+      order = 1
+
+      authenticate_oidc {
+        issuer                     = default_action.value.issuer
+        authorization_endpoint     = default_action.value.authorization_endpoint
+        token_endpoint             = default_action.value.token_endpoint
+        user_info_endpoint         = default_action.value.user_info_endpoint
+        client_id                  = default_action.value.client_id
+        client_secret              = data.aws_secretsmanager_secret_version.oidc_client[0].secret_string
+        on_unauthenticated_request = "deny"
+        scope                      = "openid"
+        session_timeout            = 3600
+      }
+    }
+  }
+
   default_action {
     type             = "forward"
+    order            = 2
     target_group_arn = aws_lb_target_group.api[0].arn
   }
 
@@ -254,6 +329,33 @@ resource "aws_lb_listener" "https" {
     precondition {
       condition     = var.certificate_arn != ""
       error_message = "Set certificate_arn in envs/${var.environment}.tfvars (an ACM certificate of this region) before deploying an image."
+    }
+    precondition {
+      condition     = var.api_auth != "oidc" || var.oidc != null
+      error_message = "api_auth = \"oidc\" (the default): set oidc in envs/${var.environment}.tfvars (the organisation's identity provider; the client secret in Secrets Manager), or choose api_auth = \"api_key\" or, deliberately, \"public\"."
+    }
+    precondition {
+      condition     = var.api_auth != "api_key" || var.api_keys_secret_arn != ""
+      error_message = "api_auth = \"api_key\": set api_keys_secret_arn (the Secrets Manager secret with the service's API keys)."
+    }
+  }
+}
+
+# Readiness and liveness answer without a login (monitors and `make smoke` read them; they reveal nothing but "up").
+resource "aws_lb_listener_rule" "probes" {
+  count = local.serving_enabled && var.api_auth == "oidc" ? 1 : 0
+
+  listener_arn = aws_lb_listener.https[0].arn
+  priority     = 10
+
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.api[0].arn
+  }
+
+  condition {
+    path_pattern {
+      values = ["/health", "/ready"]
     }
   }
 }
@@ -301,13 +403,8 @@ resource "aws_wafv2_web_acl" "api" {
         vendor_name = "AWS"
         name        = "AWSManagedRulesCommonRuleSet"
 
-        # Batch /predict bodies exceed the rule's 8 KB limit; the service enforces MAX_REQUEST_BYTES itself.
-        rule_action_override {
-          name = "SizeRestrictions_BODY"
-          action_to_use {
-            count {}
-          }
-        }
+        # SizeRestrictions_BODY blocks (no override): a load balancer's WAF inspects only the first 8 KB of a body, so
+        # a larger body is refused rather than passed uninspected. The task's MAX_REQUEST_BYTES is the same 8 KB.
       }
     }
 
@@ -429,9 +526,27 @@ resource "aws_wafv2_web_acl_logging_configuration" "api" {
 
 # Task
 
+# api_auth = "api_key": ECS itself (the execution role) reads the keys' secret when it starts a task.
+resource "aws_iam_role_policy" "task_execution_api_keys" {
+  count = var.api_auth == "api_key" && var.api_keys_secret_arn != "" ? 1 : 0
+
+  name   = "read-api-keys"
+  role   = aws_iam_role.task_execution.id
+  policy = data.aws_iam_policy_document.task_execution_api_keys.json
+}
+
+data "aws_iam_policy_document" "task_execution_api_keys" {
+  statement {
+    sid       = "ReadServiceApiKeys"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.api_keys_secret_arn != "" ? var.api_keys_secret_arn : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${local.name}-api-keys"]
+  }
+}
+
 resource "aws_iam_role" "task" {
-  name               = "${local.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  name                 = "${local.name}-task"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 resource "aws_iam_role_policy" "task" {
@@ -495,7 +610,11 @@ resource "aws_ecs_task_definition" "api" {
         { name = "WEB_CONCURRENCY", value = tostring(var.web_concurrency) },
         { name = "LOG_LEVEL", value = "info" },
         { name = "INFERENCE_LOG_DIR", value = "/tmp/inference" },
+        { name = "MAX_REQUEST_BYTES", value = tostring(local.waf_body_limit_bytes) },
+        { name = "AUTH_MODE", value = local.service_auth_mode },
       ]
+      # api_auth = "api_key": the keys come from Secrets Manager at task start (the execution role may read that secret).
+      secrets         = var.api_auth == "api_key" ? [{ name = "API_KEYS", valueFrom = var.api_keys_secret_arn }] : []
       mountPoints     = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       linuxParameters = { initProcessEnabled = true, capabilities = { drop = ["ALL"] } }
       stopTimeout     = 30
@@ -605,6 +724,16 @@ resource "aws_appautoscaling_policy" "api_requests" {
       resource_label         = "${aws_lb.api[0].arn_suffix}/${aws_lb_target_group.api[0].arn_suffix}"
     }
   }
+}
+
+output "api_auth" {
+  description = "Who authenticates API callers (oidc, api_key or public): `make smoke` tests accordingly."
+  value       = var.api_auth
+}
+
+output "api_keys_secret_arn" {
+  description = "Secrets Manager secret with the service's API keys (api_auth = api_key), for callers and `make smoke`."
+  value       = var.api_keys_secret_arn
 }
 
 output "alb_dns_name" {

@@ -17,6 +17,17 @@ variable "cluster_name" {
   }
 }
 
+variable "ingress_class" {
+  description = "IngressClass of the service's Ingress. The cluster's internal controller by default (nginx-internal: a load balancer reachable only from the organisation's network); a public class (e.g. nginx) is an explicit choice (docs/security.md)."
+  type        = string
+  default     = "nginx-internal"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.ingress_class))
+    error_message = "ingress_class must be the name of an IngressClass (lowercase letters, digits and hyphens)."
+  }
+}
+
 variable "service_domain" {
   description = "Public DNS name of the service: the Ingress host (make k8s-manifests); its certificate is the Secret <project>-tls."
   type        = string
@@ -112,6 +123,7 @@ resource "aws_iam_role" "workload" {
       },
     ]
   })
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 # The service reads the model bucket.

@@ -37,8 +37,9 @@ locals {
 }
 
 resource "aws_iam_role" "sagemaker" {
-  name               = "${local.name}-sagemaker"
-  assume_role_policy = data.aws_iam_policy_document.sagemaker_trust.json
+  name                 = "${local.name}-sagemaker"
+  assume_role_policy   = data.aws_iam_policy_document.sagemaker_trust.json
+  permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 data "aws_iam_policy_document" "sagemaker_trust" {
@@ -118,6 +119,8 @@ resource "aws_sagemaker_model" "api" {
       PORT            = tostring(local.sagemaker_port)
       WEB_CONCURRENCY = "1"
       LOG_LEVEL       = "info"
+      # SageMaker authenticates every InvokeEndpoint call (SigV4, IAM) before it reaches the container.
+      AUTH_MODE = "gateway" # SageMaker authenticates every call (SigV4, sagemaker:InvokeEndpoint)
     }
   }
 

@@ -20,7 +20,9 @@ locals {
   # Each environment pulls from its own registry: CD pushes to staging's and imports the tested digest into
   # production's before deploying it there (image_importers, cd.yml).
   serving_enabled = var.image_tag != ""
-  image           = "${azurerm_container_registry.main.login_server}/${var.project}:${var.image_tag}"
+  # By digest whenever CD gives one (production always): a tag pushed again can never change what runs.
+  image_name = "${azurerm_container_registry.main.login_server}/${var.project}"
+  image      = var.image_digest != "" ? "${local.image_name}@${var.image_digest}" : "${local.image_name}:${var.image_tag}"
 
   tags = {
     project     = var.project

@@ -54,3 +54,8 @@ output "image_tag" {
   description = "Image tag deployed by the last apply (empty before the first deploy): the rollback target."
   value       = var.image_tag
 }
+
+output "image_digest" {
+  description = "Image digest deployed by the last apply (empty when deployed by tag): the rollback target in production."
+  value       = var.image_digest
+}

@@ -39,3 +39,8 @@ output "service_domain" {
   description = "Public host of the Ingress (empty: make k8s-manifests refuses to build)."
   value       = var.service_domain
 }
+
+output "ingress_class" {
+  description = "IngressClass of the service's Ingress (make k8s-manifests sets it): internal unless chosen otherwise."
+  value       = var.ingress_class
+}

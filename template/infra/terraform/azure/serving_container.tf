@@ -1,5 +1,16 @@
-# Online serving: the FastAPI image on Azure Container Apps, HTTPS-only public ingress on port 8000, probes on
-# /health (liveness) and /ready (readiness, 503 until the model is loaded), scaled on in-flight requests.
+# Online serving: the FastAPI image on Azure Container Apps, HTTPS-only ingress on port 8000, probes on /health
+# (liveness) and /ready (readiness, 503 until the model is loaded), scaled on in-flight requests.
+#
+# The ingress is internal by default: only apps in the same Container Apps environment (the organisation's
+# callers deployed next to it) reach the service, so it runs without a key check of its own (AUTH_MODE=none).
+# public_endpoint = true gives it an internet-facing HTTPS address: a deliberate choice, made in envs/<env>.tfvars,
+# for a service whose callers authenticate some other way (docs/security.md).
+
+variable "public_endpoint" {
+  description = "Expose the service on the internet (external ingress). Off by default: reachable only inside the Container Apps environment."
+  type        = bool
+  default     = false
+}
 
 variable "min_replicas" {
   description = "Minimum replicas (0 scales to zero when idle: cheapest, but the first request after idling waits)."
@@ -48,7 +59,7 @@ resource "azurerm_container_app" "service" {
   }
 
   ingress {
-    external_enabled           = true
+    external_enabled           = var.public_endpoint
     target_port                = 8000
     transport                  = "http"
     allow_insecure_connections = false
@@ -84,6 +95,12 @@ resource "azurerm_container_app" "service" {
         value = azurerm_user_assigned_identity.runtime.client_id
       }
 
+      # Internal ingress is the boundary (or public_endpoint, the explicit choice): the service does not check keys.
+      env {
+        name  = "AUTH_MODE"
+        value = "none"
+      }
+
       liveness_probe {
         transport               = "HTTP"
         path                    = "/health"
@@ -114,7 +131,12 @@ resource "azurerm_container_app" "service" {
   depends_on = [azurerm_role_assignment.runtime_acr_pull]
 }
 
+output "service_public" {
+  description = "Whether the service has an internet-facing address (public_endpoint); `make smoke` calls it only then."
+  value       = var.public_endpoint
+}
+
 output "service_url" {
-  description = "HTTPS URL of the serving app (empty until the first deploy)."
+  description = "HTTPS URL of the serving app (empty until the first deploy; an internal address unless public_endpoint)."
   value       = local.serving_enabled ? "https://${azurerm_container_app.service[0].ingress[0].fqdn}" : ""
 }

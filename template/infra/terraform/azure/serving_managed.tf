@@ -163,6 +163,8 @@ resource "azapi_resource" "ml_deployment" {
       environmentVariables = {
         APP_ENV         = var.environment
         AZURE_CLIENT_ID = azurerm_user_assigned_identity.runtime.client_id
+        # The endpoint authenticates every call with an Entra ID token (authMode AADToken) before the container.
+        AUTH_MODE = "gateway" # the online endpoint authenticates every call (Entra ID token)
       }
       livenessProbe = {
         initialDelay     = "PT10S"

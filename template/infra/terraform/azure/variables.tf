@@ -79,6 +79,22 @@ variable "image_tag" {
   }
 }
 
+variable "image_digest" {
+  description = "Digest (sha256:<64 hex>) of the image_tag CD built and scanned; the service runs the image by digest. Required in production."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.image_digest == "" || can(regex("^sha256:[0-9a-f]{64}$", var.image_digest))
+    error_message = "image_digest must be sha256:<64 lowercase hex digits>."
+  }
+
+  validation {
+    condition     = var.environment != "production" || var.image_tag == "" || var.image_digest != ""
+    error_message = "production deploys by digest only: give image_digest (make deploy ENV=production IMAGE_TAG=<sha> IMAGE_DIGEST=sha256:<...>, the digest CD scanned)."
+  }
+}
+
 variable "image_importers" {
   description = <<-EOT
     Principal (object) IDs that may copy images out of this environment's registry into their own with

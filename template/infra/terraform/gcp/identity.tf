@@ -40,9 +40,12 @@ resource "google_iam_workload_identity_pool" "github" {
 
 locals {
   # Only tokens of this repository, for the listed branches/environments/events, are accepted at all: the provider
-  # refuses any other token before IAM is consulted.
+  # refuses any other token before IAM is consulted. A job of a GitHub environment (its `sub` names the environment,
+  # not the branch) is accepted only from the refs in github_deploy_refs (main): a workflow on another branch that
+  # names the environment gets no credentials, whatever the environment's own protection rules say.
   github_subjects            = [for s in var.github_oidc_subjects : "repo:${var.github_repository}:${s}"]
-  github_attribute_condition = "assertion.repository == \"${var.github_repository}\" && assertion.sub in ${jsonencode(local.github_subjects)}"
+  github_environment_prefix  = "repo:${var.github_repository}:environment:"
+  github_attribute_condition = "assertion.repository == \"${var.github_repository}\" && assertion.sub in ${jsonencode(local.github_subjects)} && (!assertion.sub.startsWith(\"${local.github_environment_prefix}\") || assertion.ref in ${jsonencode(var.github_deploy_refs)})"
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {

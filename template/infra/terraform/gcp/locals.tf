@@ -18,7 +18,7 @@ locals {
 
   own_image_repository = "${var.region}-docker.pkg.dev/${var.gcp_project_id}/${google_artifact_registry_repository.images.repository_id}/${var.image_name}"
   image_repository     = var.image_repository != "" ? var.image_repository : local.own_image_repository
-  image                = "${local.image_repository}:${var.image_tag}"
+  image                = var.image_digest != "" ? "${local.image_repository}@${var.image_digest}" : "${local.image_repository}:${var.image_tag}"
 
   project_number = data.google_project.this.number
   # Google-managed service agents that encrypt with the project's key (they exist once their API is enabled).

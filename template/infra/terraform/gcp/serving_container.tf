@@ -97,6 +97,12 @@ resource "google_cloud_run_v2_service" "api" {
         name  = "LOG_LEVEL"
         value = "info"
       }
+      # Cloud Run checks every request's identity token against roles/run.invoker before it reaches the container
+      # (unless allow_unauthenticated, the explicit public choice), so the service does not check again.
+      env {
+        name  = "AUTH_MODE"
+        value = var.allow_unauthenticated ? "none" : "gateway"
+      }
       env {
         name  = "INFERENCE_LOG_DIR"
         value = "/mnt/data/${local.inference_log_prefix}"

@@ -52,6 +52,22 @@ variable "image_tag" {
   default     = ""
 }
 
+variable "image_digest" {
+  description = "Digest (sha256:<64 hex>) of the image_tag CD built and scanned; the service runs the image by digest. Required in production."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.image_digest == "" || can(regex("^sha256:[0-9a-f]{64}$", var.image_digest))
+    error_message = "image_digest must be sha256:<64 lowercase hex digits>."
+  }
+
+  validation {
+    condition     = var.environment != "production" || var.image_tag == "" || var.image_digest != ""
+    error_message = "production deploys by digest only: give image_digest (make deploy ENV=production IMAGE_TAG=<sha> IMAGE_DIGEST=sha256:<...>, the digest CD scanned)."
+  }
+}
+
 variable "image_repository" {
   description = "Repository the serving resources pull from, without tag. Empty: this environment's own Artifact Registry repository. CD builds each image once, so production usually points at staging's image_repository output (see README.md)."
   type        = string
@@ -111,6 +127,17 @@ variable "github_oidc_subjects" {
   validation {
     condition     = length(var.github_oidc_subjects) > 0 && alltrue([for s in var.github_oidc_subjects : can(regex("^(environment:[A-Za-z0-9._-]+|ref:refs/(heads|tags)/[A-Za-z0-9._/-]+|pull_request)$", s))])
     error_message = "github_oidc_subjects needs at least one entry, each environment:<name>, ref:refs/heads/<branch>, ref:refs/tags/<tag> or pull_request (no wildcards)."
+  }
+}
+
+variable "github_deploy_refs" {
+  description = "Git refs from which a job of a GitHub environment (environment:<name> in github_oidc_subjects) may impersonate CI. Main only by default: another branch that names the environment gets no credentials."
+  type        = list(string)
+  default     = ["refs/heads/main"]
+
+  validation {
+    condition     = length(var.github_deploy_refs) > 0 && alltrue([for r in var.github_deploy_refs : can(regex("^refs/(heads|tags)/[A-Za-z0-9._/-]+$", r))])
+    error_message = "github_deploy_refs needs at least one entry, each refs/heads/<branch> or refs/tags/<tag> (no wildcards)."
   }
 }
 

@@ -7,6 +7,23 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+# The ARNs of the stack's own policies are known only after an apply; the tests compare against these.
+override_resource {
+  target          = aws_iam_policy.boundary
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:policy/test-ci-boundary"
+  }
+}
+
+override_resource {
+  target          = aws_iam_policy.ci_services
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:policy/test-ci-services"
+  }
+}
+
 run "tags_every_resource" {
   command = plan
 
@@ -184,6 +201,70 @@ run "ci_trust_is_scoped_to_this_repository" {
       && contains(statement.resources, "arn:aws:s3:::${var.project}-models-*/*")
     ])
     error_message = "the pull-request plan role can read data or model objects"
+  }
+}
+
+# The deploy role cannot make itself or anything it creates more powerful (issue: the staging role could rewrite its
+# own policy through PutRolePolicy on role/<name>-*, and held PowerUserAccess).
+run "ci_cannot_escalate" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_iam_role_policy_attachment.ci_services.policy_arn == aws_iam_policy.ci_services.arn
+      && alltrue([for statement in data.aws_iam_policy_document.ci_services.statement : alltrue([for action in statement.actions : !startswith(action, "iam:")])])
+      && !anytrue([for statement in data.aws_iam_policy_document.ci_services.statement : contains(statement.actions, "*")])
+    )
+    error_message = "the ci role's services policy is not the stack's own (no PowerUserAccess, no IAM, no *)"
+  }
+
+  # Creating a role, writing or attaching its policies: only with the boundary on it.
+  assert {
+    condition = alltrue([
+      for statement in data.aws_iam_policy_document.ci.statement :
+      anytrue([
+        for condition in statement.condition :
+        condition.test == "StringEquals" && condition.variable == "iam:PermissionsBoundary"
+        && condition.values == tolist([aws_iam_policy.boundary.arn])
+      ])
+      if statement.effect != "Deny" && length(setintersection(statement.actions, ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"])) > 0
+    ])
+    error_message = "the ci role may create a role or write a role's policy without the permissions boundary"
+  }
+
+  # An explicit deny of every IAM write on its own role, its services policy and the boundary.
+  assert {
+    condition = anytrue([
+      for statement in data.aws_iam_policy_document.ci.statement :
+      statement.effect == "Deny"
+      && contains(statement.resources, "arn:aws:iam::123456789012:role/${var.project}-${var.environment}-ci")
+      && contains(statement.resources, aws_iam_policy.boundary.arn) && contains(statement.resources, aws_iam_policy.ci_services.arn)
+      && alltrue([for action in ["iam:Put*", "iam:Attach*", "iam:Update*", "iam:Delete*", "iam:Create*"] : contains(statement.actions, action)])
+    ])
+    error_message = "the ci role can change itself, its services policy or the permissions boundary"
+  }
+
+  # The boundary: no IAM write for any role that carries it.
+  assert {
+    condition = anytrue([
+      for statement in data.aws_iam_policy_document.boundary.statement :
+      statement.effect == "Deny" && statement.resources == toset(["*"])
+      && alltrue([for action in ["iam:Put*", "iam:Attach*", "iam:Create*", "iam:Update*"] : contains(statement.actions, action)])
+    ])
+    error_message = "the permissions boundary lets a role write IAM"
+  }
+
+  assert {
+    condition = (
+      aws_iam_role.ci_plan.permissions_boundary == aws_iam_policy.boundary.arn
+      && alltrue([for role in aws_iam_role.ci_main : role.permissions_boundary == aws_iam_policy.boundary.arn])
+    )
+    error_message = "a role CI creates does not carry the permissions boundary"
+  }
+
+  assert {
+    condition     = !anytrue([for statement in data.aws_iam_policy_document.ci.statement : contains(statement.actions, "iam:*")])
+    error_message = "the ci role holds iam:*"
   }
 }
 

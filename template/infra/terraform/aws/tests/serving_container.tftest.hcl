@@ -5,15 +5,42 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+# The ARNs of the stack's own policies are known only after an apply; the tests compare against these.
+override_resource {
+  target          = aws_iam_policy.boundary
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:policy/test-ci-boundary"
+  }
+}
+
+override_resource {
+  target          = aws_iam_policy.ci_services
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:policy/test-ci-services"
+  }
+}
+
 variables {
   certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+  image_digest    = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  oidc = {
+    issuer                 = "https://login.example.com"
+    authorization_endpoint = "https://login.example.com/authorize"
+    token_endpoint         = "https://login.example.com/token"
+    user_info_endpoint     = "https://login.example.com/userinfo"
+    client_id              = "model-api"
+    client_secret_arn      = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-oidc-AbCdEf"
+  }
 }
 
 run "first_apply_creates_no_serving_resources" {
   command = plan
 
   variables {
-    image_tag = ""
+    image_tag    = ""
+    image_digest = ""
   }
 
   assert {
@@ -116,4 +143,144 @@ run "three_availability_zones" {
     )
     error_message = "az_count = 3 must spread private and public subnets over three zones, none assigning public IPs"
   }
+}
+
+# Nobody reaches the API unauthenticated by default: no client network is admitted until listed, and the HTTPS
+# listener authenticates against the organisation's identity provider before it forwards anything.
+run "authenticated_by_default" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef"
+  }
+
+  assert {
+    condition     = length(var.allowed_ingress_cidrs) == 0 && length(aws_vpc_security_group_ingress_rule.alb_https) == 0 && length(aws_vpc_security_group_ingress_rule.alb_http_redirect) == 0
+    error_message = "the load balancer admits client networks nobody listed (allowed_ingress_cidrs must default to none)"
+  }
+
+  assert {
+    condition = (
+      var.api_auth == "oidc"
+      && [for action in aws_lb_listener.https[0].default_action : action.type] == ["authenticate-oidc", "forward"]
+      && alltrue([
+        for action in aws_lb_listener.https[0].default_action : alltrue([
+          for oidc in action.authenticate_oidc :
+          oidc.on_unauthenticated_request == "deny" && oidc.issuer == var.oidc.issuer && oidc.client_id == var.oidc.client_id
+          && oidc.client_secret == data.aws_secretsmanager_secret_version.oidc_client[0].secret_string
+        ])
+      ])
+      && data.aws_secretsmanager_secret_version.oidc_client[0].secret_id == var.oidc.client_secret_arn
+    )
+    error_message = "the HTTPS listener forwards before authenticating callers (authenticate-oidc, deny, client secret from Secrets Manager)"
+  }
+
+  # Only the probes pass without a login; the service behind the authenticating load balancer does not check again.
+  assert {
+    condition = (
+      length(aws_lb_listener_rule.probes[0].condition) == 1
+      && alltrue([for condition in aws_lb_listener_rule.probes[0].condition : length(condition.path_pattern) == 1 && alltrue([for path in condition.path_pattern : toset(path.values) == toset(["/health", "/ready"])])])
+      && contains(jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].environment, { name = "AUTH_MODE", value = "gateway" })
+    )
+    error_message = "paths other than /health and /ready bypass the login, or AUTH_MODE is not set for the task"
+  }
+}
+
+run "oidc_without_an_identity_provider_is_refused" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef"
+    oidc      = null
+  }
+
+  expect_failures = [aws_lb_listener.https]
+}
+
+run "api_keys_checked_by_the_service" {
+  command = plan
+
+  variables {
+    image_tag           = "0123456789abcdef"
+    api_auth            = "api_key"
+    api_keys_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-keys-AbCdEf"
+  }
+
+  assert {
+    condition = (
+      [for action in aws_lb_listener.https[0].default_action : action.type] == ["forward"]
+      && contains(jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].environment, { name = "AUTH_MODE", value = "api_key" })
+      && jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].secrets == [{ name = "API_KEYS", valueFrom = var.api_keys_secret_arn }]
+      && length(aws_iam_role_policy.task_execution_api_keys) == 1
+    )
+    error_message = "api_auth = api_key must run the service with AUTH_MODE=api_key and its keys from Secrets Manager"
+  }
+}
+
+run "public_is_an_explicit_choice" {
+  command = plan
+
+  variables {
+    image_tag             = "0123456789abcdef"
+    api_auth              = "public"
+    allowed_ingress_cidrs = ["0.0.0.0/0"]
+  }
+
+  assert {
+    condition = (
+      [for action in aws_lb_listener.https[0].default_action : action.type] == ["forward"]
+      && length(aws_vpc_security_group_ingress_rule.alb_https) == 1
+    )
+    error_message = "api_auth = public with allowed_ingress_cidrs must forward without a login"
+  }
+}
+
+# Traffic goes only to tasks whose model is loaded: the target group checks /ready, not /health.
+run "load_balancer_checks_readiness" {
+  command = plan
+
+  variables {
+    image_tag = "0123456789abcdef"
+  }
+
+  assert {
+    condition     = alltrue([for check in aws_lb_target_group.api[0].health_check : check.path == "/ready" && check.matcher == "200"])
+    error_message = "the target group's health check is not /ready: a task without a usable model would get traffic"
+  }
+
+  # The WAF refuses bodies it cannot inspect (8 KB on a load balancer) instead of counting them, and the service
+  # refuses the same size itself.
+  assert {
+    condition = alltrue(flatten([
+      for rule in aws_wafv2_web_acl.api[0].rule : [
+        for statement in rule.statement : [
+          for group in statement.managed_rule_group_statement : [
+            for override in group.rule_action_override : override.name != "SizeRestrictions_BODY"
+          ]
+        ]
+      ]
+    ])) && contains(jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].environment, { name = "MAX_REQUEST_BYTES", value = "8192" })
+    error_message = "the WAF's body-size rule only counts, or the task accepts bodies the WAF cannot inspect"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].image == "${local.image_repository_url}@${var.image_digest}"
+      && aws_iam_role.task.permissions_boundary == aws_iam_policy.boundary.arn
+      && aws_iam_role.task_execution.permissions_boundary == aws_iam_policy.boundary.arn
+    )
+    error_message = "the task does not run the image by digest, or its roles lack the permissions boundary"
+  }
+}
+
+run "production_deploys_by_digest_only" {
+  command = plan
+
+  variables {
+    environment  = "production"
+    image_tag    = "0123456789abcdef"
+    image_digest = ""
+  }
+
+  expect_failures = [var.image_digest]
 }

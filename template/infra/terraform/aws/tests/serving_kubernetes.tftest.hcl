@@ -17,6 +17,8 @@ mock_provider "aws" {
 }
 
 variables {
+  # CD deploys by digest (production refuses a tag alone).
+  image_digest   = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   cluster_name   = "platform"
   service_domain = "churn.example.org"
   image_tag      = "0123456789abcdef"

@@ -5,6 +5,19 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+override_resource {
+  target          = aws_iam_policy.boundary
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:policy/test-ci-boundary"
+  }
+}
+
+# CD deploys by digest (production refuses a tag alone).
+variables {
+  image_digest = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+}
+
 run "first_apply_creates_no_serving_resources" {
   command = plan
 
@@ -57,6 +70,15 @@ run "deploy_of_an_image_tag" {
       && alltrue([for c in aws_sagemaker_model.api[0].primary_container : c.environment.PORT == "8080" && c.environment.APP_ENV == var.environment])
     )
     error_message = "the model container must run network-isolated and listen on SageMaker's port 8080"
+  }
+
+  # SageMaker authenticates every call (SigV4) and runs the image by digest; its execution role is bounded.
+  assert {
+    condition = (
+      alltrue([for c in aws_sagemaker_model.api[0].primary_container : c.environment.AUTH_MODE == "gateway" && c.image == "${local.image_repository_url}@${var.image_digest}"])
+      && aws_iam_role.sagemaker.permissions_boundary == aws_iam_policy.boundary.arn
+    )
+    error_message = "the model container does not set AUTH_MODE, run the image by digest, or its role lacks the permissions boundary"
   }
 
   assert {

@@ -5,6 +5,11 @@ mock_provider "azurerm" {
   source = "./tests/mocks"
 }
 
+# CD deploys by digest (production refuses a tag alone).
+variables {
+  image_digest = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+}
+
 mock_provider "azapi" {}
 
 run "first_apply_creates_no_serving_resources" {

@@ -5,6 +5,11 @@ mock_provider "azurerm" {
   source = "./tests/mocks"
 }
 
+# CD deploys by digest (production refuses a tag alone).
+variables {
+  image_digest = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+}
+
 run "an_image_tag_deploys_nothing" {
   command = plan
 

@@ -65,10 +65,11 @@ run "ci_trust_is_scoped_to_this_repository" {
   assert {
     condition = (
       google_iam_workload_identity_pool_provider.github.attribute_condition
-      == "assertion.repository == \"${var.github_repository}\" && assertion.sub in ${jsonencode([for s in var.github_oidc_subjects : "repo:${var.github_repository}:${s}"])}"
+      == "assertion.repository == \"${var.github_repository}\" && assertion.sub in ${jsonencode([for s in var.github_oidc_subjects : "repo:${var.github_repository}:${s}"])} && (!assertion.sub.startsWith(\"repo:${var.github_repository}:environment:\") || assertion.ref in ${jsonencode(var.github_deploy_refs)})"
+      && var.github_deploy_refs == ["refs/heads/main"]
       && alltrue([for oidc in google_iam_workload_identity_pool_provider.github.oidc : oidc.issuer_uri == "https://token.actions.githubusercontent.com"])
     )
-    error_message = "the workload identity provider accepts tokens beyond this repository's listed subjects"
+    error_message = "the workload identity provider accepts tokens beyond this repository's listed subjects, or environment jobs from other refs than main"
   }
 
   # Production trusts only jobs of its protected GitHub environment; staging also main and pull requests (plan).

@@ -5,6 +5,11 @@ mock_provider "google" {
   source = "./tests/mocks"
 }
 
+# CD deploys by digest (production refuses a tag alone).
+variables {
+  image_digest = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+}
+
 run "first_apply_creates_no_serving_resources" {
   command = plan
 
@@ -45,7 +50,7 @@ run "deploy_of_an_image_tag" {
   assert {
     condition = alltrue([
       for template in google_cloud_run_v2_service.api[0].template : alltrue([
-        for container in template.containers : container.image == "${local.image_repository}:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+        for container in template.containers : container.image == "${local.image_repository}@${var.image_digest}"
         && alltrue([for port in container.ports : port.container_port == 8000])
       ])
     ])

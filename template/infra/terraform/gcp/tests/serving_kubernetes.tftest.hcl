@@ -13,6 +13,8 @@ mock_provider "google" {
 }
 
 variables {
+  # CD deploys by digest (production refuses a tag alone).
+  image_digest       = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
   cluster_name       = "platform"
   cluster_project_id = "platform-prj"
   service_domain     = "churn.example.org"
