@@ -114,7 +114,7 @@ locals {
   # The environment variables of the service's authentication (src/<package>/ reads them): the load balancer
   # authenticates in "oidc" mode, so the service does not check again; "public" is the deliberate opt-out.
   waf_body_limit_bytes = 8192
-  service_auth_mode    = { oidc = "gateway", api_key = "api_key", public = "none" }[var.api_auth]
+  service_auth_mode    = lookup({ oidc = "gateway", public = "none" }, var.api_auth, "api_key") # AUTH_MODE
   service_host         = var.service_domain != "" ? var.service_domain : try(aws_lb.api[0].dns_name, "")
   service_url          = local.serving_enabled ? "https://${local.service_host}" : ""
 }

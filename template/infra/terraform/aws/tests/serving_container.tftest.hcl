@@ -31,7 +31,7 @@ variables {
     token_endpoint         = "https://login.example.com/token"
     user_info_endpoint     = "https://login.example.com/userinfo"
     client_id              = "model-api"
-    client_secret_arn      = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-oidc-AbCdEf"
+    client_secret_arn      = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-oidc-AbCdEf" # pragma: allowlist secret (a made-up ARN)
   }
 }
 
@@ -203,7 +203,7 @@ run "api_keys_checked_by_the_service" {
   variables {
     image_tag           = "0123456789abcdef"
     api_auth            = "api_key"
-    api_keys_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-keys-AbCdEf"
+    api_keys_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:model-api-keys-AbCdEf" # pragma: allowlist secret (a made-up ARN)
   }
 
   assert {
