@@ -182,7 +182,7 @@ def test_the_model_card_template_leaves_task_prose_to_the_generator(render, task
     assert template.count("<!-- team-owned: start") == template.count("<!-- team-owned: end -->") == len(blocks)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
     generic = TEAM_OWNED_BLOCK.sub("", template)
-    for name in ("project_name", "package_name"):  # the team's names are not prose
+    for name in ("project_name", "package_name", "description"):  # the team's answers are not template prose
         generic = generic.replace(answers[name], "")
     assert not TASK_WORDS.findall(generic), TASK_WORDS.findall(generic)
     for placeholder in ("$task_summary", "$metrics_note", "$slices_note", "$task_limitations"):
