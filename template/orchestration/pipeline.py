@@ -1,4 +1,4 @@
-"""The pipeline as every orchestrator sees it: the one list of stages, derived from dvc.yaml, and the stage runner.
+"""The pipeline as every orchestrator sees it: the one list of stages, derived from dvc.yaml, and its runner.
 
 Owns two things and nothing else:
 
@@ -8,15 +8,15 @@ Owns two things and nothing else:
   checkout, and a deployed DAG folder carries the same description as pipeline.json (`make airflow-bundle`
   writes it), so a stage added to dvc.yaml reaches every runner with the next bundle.
 - `run STAGE`: what one orchestrator task executes, locally or in the project's pipeline image. In a fresh
-  working directory it writes the run's params.yaml, copies the inputs the repository holds (contract.yaml, the
-  raw data), pulls the outputs of earlier stages from the run's artefact store (a directory, or the project
-  bucket: s3://, gs://, az:// through fsspec), runs the stage's command from dvc.yaml, and pushes what the stage
-  wrote back to the store. Outputs dvc.yaml marks `persist` (the champion and its registry) live beside the runs
-  and outlive them. The last line of its output is one JSON object (the stage's result: the gate's decision,
-  the evaluation's metrics), which Airflow keeps as the task's XCom.
+  working directory it writes the run's params.yaml, copies the inputs the repository holds (contract.yaml,
+  the raw data), pulls the outputs of earlier stages from the run's artefact store (a directory, or the
+  project bucket: s3://, gs://, az:// through fsspec), runs the stage's command from dvc.yaml, and pushes what
+  the stage wrote back to the store. Outputs dvc.yaml marks `persist` (the champion and its registry) live
+  beside the runs and outlive them. The last line of its output is one JSON object (the stage's result: the
+  gate's decision, the evaluation's metrics), which Airflow keeps as the task's XCom.
 
-Only the standard library and PyYAML at import time (both in a bare Airflow environment too); fsspec is imported
-for a remote store only.
+Only the standard library and PyYAML at import time (both in a bare Airflow environment too); fsspec is
+imported for a remote store only.
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # The settings of the runners, not of the model: kept out of the run parameters handed to the stages.
 RUNNER_SECTION = "orchestration"
-GATE_REJECTED = 10  # exit status of `run gate` when the gate refuses the model: a decision, not a failure to retry
+GATE_REJECTED = (
+    10  # exit status of `run gate` when the gate refuses the model: a decision, not a failure to retry
+)
 # The local MLflow store of `make pipeline` (tracking/mlflow_backend.py: sqlite:///mlruns.db, artifacts in
-# mlartifacts/), shared with the checkout when MLFLOW_TRACKING_URI is unset and the store is a local directory.
+# mlartifacts/), shared with the checkout when MLFLOW_TRACKING_URI is unset and the store is a directory.
 LOCAL_TRACKING = ("mlruns.db", "mlartifacts")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
 STAGE_MODULE = re.compile(r"^python -m ([A-Za-z_][A-Za-z0-9_]*)\.stages\.([A-Za-z_][A-Za-z0-9_]*)\b")
@@ -51,9 +53,9 @@ class PipelineError(ValueError):
     """dvc.yaml, params.yaml or a run's parameters cannot make a pipeline the runners can execute."""
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The description: dvc.yaml + params.yaml -> pipeline.json
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 def _paths(entries: Iterable[Any]) -> tuple[list[str], list[str]]:
     """The paths of a deps/outs list, and those marked `persist: true`."""
     paths, persist = [], []
@@ -69,7 +71,7 @@ def _paths(entries: Iterable[Any]) -> tuple[list[str], list[str]]:
 
 
 def _order(stages: dict[str, dict]) -> list[str]:
-    """Stages in an order where every stage comes after those whose outputs it reads (dvc.yaml's order on ties)."""
+    """Stages in an order where each comes after those whose outputs it reads (dvc.yaml's order on ties)."""
     producer = {out: name for name, stage in stages.items() for out in stage["outs"]}
     upstream = {
         name: sorted({producer[dep] for dep in stage["deps"] if dep in producer and producer[dep] != name})
@@ -79,7 +81,9 @@ def _order(stages: dict[str, dict]) -> list[str]:
     while len(ordered) < len(stages):
         ready = [n for n in stages if n not in ordered and all(u in ordered for u in upstream[n])]
         if not ready:
-            raise PipelineError(f"dvc.yaml's stages depend on each other in a cycle: {sorted(set(stages) - set(ordered))}")
+            raise PipelineError(
+                f"dvc.yaml's stages depend on each other in a cycle: {sorted(set(stages) - set(ordered))}"
+            )
         ordered.append(ready[0])
     for name in stages:
         stages[name]["upstream"] = upstream[name]
@@ -103,7 +107,9 @@ def describe(dvc_yaml: Path, params_yaml: Path) -> dict[str, Any]:
                 f"(the command every orchestrator runs), not {cmd!r}"
             )
         if package not in (None, match.group(1)):
-            raise PipelineError(f"stage {name!r} runs a module of package {match.group(1)!r}, the others {package!r}")
+            raise PipelineError(
+                f"stage {name!r} runs a module of package {match.group(1)!r}, the others {package!r}"
+            )
         package = match.group(1)
         deps, _ = _paths(stage.get("deps"))
         outs, persist = [], []
@@ -123,7 +129,7 @@ def describe(dvc_yaml: Path, params_yaml: Path) -> dict[str, Any]:
     ordered = _order(stages)
     produced = {out for stage in stages.values() for out in stage["outs"]}
     for stage in stages.values():
-        # What the stage reads from the repository (not the package's code, which the image and the venv hold):
+        # What the stage reads from the repository (not the package's code: the image and the venv hold it):
         # the contract, the raw data; outputs of other stages come from the run's artefact store.
         stage["inputs"] = [dep for dep in stage["deps"] if dep not in produced and not dep.startswith("src/")]
     runner = params.get(RUNNER_SECTION) or {}
@@ -140,9 +146,9 @@ def render(description: dict[str, Any]) -> str:
     return json.dumps(description, indent=2, sort_keys=False) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The runner: one stage in a fresh working directory, artefacts through the store
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 def _lookup(params: dict[str, Any], dotted: str) -> Any:
     value: Any = params
     for part in dotted.split("."):
@@ -169,7 +175,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 class Store:
-    """The run's artefacts: a local directory or an object-store URI (fsspec), with runs/<run_id>/ and persist/."""
+    """The run's artefacts: a directory or an object-store URI (fsspec), with runs/<run_id>/ and persist/."""
 
     def __init__(self, root: str, run_id: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.:+\-]{1,200}", run_id):
@@ -177,7 +183,7 @@ class Store:
         self.root = root.rstrip("/")
         self.run_id = run_id
         if "://" in root and not root.startswith("file://"):
-            import fsspec  # noqa: PLC0415 - only a remote store needs it (the pipeline's own dependencies have it)
+            import fsspec
 
             self.fs = fsspec.filesystem(root.split("://", 1)[0])
         else:
@@ -221,13 +227,14 @@ class Store:
 
 
 def stage_result(name: str, workdir: Path, returncode: int) -> dict[str, Any]:
-    """What the stage decided, for the orchestrator's run view: the gate's decision, the evaluation's metrics."""
+    """What the stage decided, for the orchestrator's run view: the gate's decision, the metrics."""
     result: dict[str, Any] = {"stage": name, "returncode": returncode}
     gate, metrics = workdir / "reports" / "gate.json", workdir / "reports" / "metrics.json"
     if name == "gate" and gate.is_file():
         report = json.loads(gate.read_text(encoding="utf-8"))
         result["gate"] = {
-            key: report.get(key) for key in ("passed", "promoted", "candidate_version", "champion_version", "reasons")
+            key: report.get(key)
+            for key in ("passed", "promoted", "candidate_version", "champion_version", "reasons")
         }
     elif name == "evaluate" and metrics.is_file():
         result["metrics"] = json.loads(metrics.read_text(encoding="utf-8")).get("model")
@@ -261,11 +268,13 @@ def run_stage(
                 )
         for path in stage["persist"]:
             store.pull(path, workdir, persist=True)  # absent before the first promotion
-        if params.get("tracking", {}).get("backend") == "mlflow" and not os.environ.get("MLFLOW_TRACKING_URI"):
+        if params.get("tracking", {}).get("backend") == "mlflow" and not os.environ.get(
+            "MLFLOW_TRACKING_URI"
+        ):
             if store.fs is not None:
                 raise PipelineError(
-                    "MLFLOW_TRACKING_URI is not set: a stage in a container would log to a store that ends with "
-                    "the container; give the task the tracking server's URI (README.md, Running on Airflow)"
+                    "MLFLOW_TRACKING_URI is not set: a stage in a container would log to a store that ends "
+                    "with the container; set the tracking server's URI (README.md, Running on Airflow)"
                 )
             (project_dir / "mlartifacts").mkdir(exist_ok=True)
             for local in LOCAL_TRACKING:  # the checkout's store, as with `make pipeline`
@@ -292,12 +301,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     describe_cmd = commands.add_parser("describe", help="the pipeline of dvc.yaml and params.yaml as JSON")
     describe_cmd.add_argument("--output", type=Path, help="write it to this file (default: print it)")
-    run = commands.add_parser("run", help="run one stage with its artefacts in a store (what an orchestrator task runs)")
+    run = commands.add_parser(
+        "run", help="run one stage with its artefacts in a store (what an orchestrator task runs)"
+    )
     run.add_argument("stage")
-    run.add_argument("--store", required=True, help="directory or s3:// gs:// az:// URI of the pipeline's artefacts")
-    run.add_argument("--run-id", required=True, help="the orchestrator's run id: the run's folder in the store")
-    run.add_argument("--params-json", help="the run's parameters (default: params.yaml); merged into params.yaml")
-    run.add_argument("--project-dir", type=Path, default=ROOT, help="where contract.yaml and the raw data are")
+    run.add_argument(
+        "--store", required=True, help="directory or s3:// gs:// az:// URI of the pipeline's artefacts"
+    )
+    run.add_argument(
+        "--run-id", required=True, help="the orchestrator's run id: the run's folder in the store"
+    )
+    run.add_argument(
+        "--params-json", help="the run's parameters (default: params.yaml); merged into params.yaml"
+    )
+    run.add_argument(
+        "--project-dir", type=Path, default=ROOT, help="where contract.yaml and the raw data are"
+    )
     args = parser.parse_args(argv)
 
     try:

@@ -13,8 +13,8 @@ Where a task runs is its execution profile, runner.json's `execution` unless the
   kubernetes  a pod of the pipeline image on the AKS cluster Airflow runs on (Helm chart install)
   local       a subprocess on the Airflow worker, in the project's checkout (PIPELINE_PROJECT_DIR) with its
               .venv (PIPELINE_PYTHON); the store is PIPELINE_STORE (default .airflow/store in the checkout)
-The same DAG in every profile. Only Airflow itself (and the provider of the chosen profile) is imported here, so
-the file parses in a bare Airflow environment; tracking goes to MLFLOW_TRACKING_URI of the task's environment.
+The same DAG in every profile. Only Airflow itself (and the provider of the chosen profile) is imported here,
+so the file parses in a bare Airflow environment; tracking goes to MLFLOW_TRACKING_URI of the task's env.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _load_pipeline() -> dict[str, Any]:
     checkout = HERE.parents[2]
     source = spec_from_file_location("project_pipeline", checkout / "orchestration" / "pipeline.py")
     if source is None or source.loader is None or not (checkout / "dvc.yaml").is_file():
-        raise FileNotFoundError(f"neither {bundled} nor a checkout with dvc.yaml at {checkout}: deploy the bundle")
+        raise FileNotFoundError(
+            f"neither {bundled} nor a checkout with dvc.yaml at {checkout}: deploy the bundle"
+        )
     module = module_from_spec(source)
     source.loader.exec_module(module)
     return module.describe(checkout / "dvc.yaml", checkout / "params.yaml")
@@ -116,11 +118,13 @@ def run_locally(stage: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         result = {}
     if completed.returncode == GATE_REJECTED:
-        from airflow.sdk.exceptions import AirflowFailException  # noqa: PLC0415
+        from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"the quality gate refused the model: {result.get('gate')}")  # no retry
     if completed.returncode != 0:
-        raise RuntimeError(f"stage {stage} failed with exit status {completed.returncode} (its output is above)")
+        raise RuntimeError(
+            f"stage {stage} failed with exit status {completed.returncode} (its output is above)"
+        )
     return result
 
 
@@ -128,7 +132,7 @@ def cloud_task(stage: str) -> Any:
     """The task of `stage` in the cloud profile: the pipeline image on the cloud's container runtime."""
     command = stage_command(stage)
     if EXECUTION == "ecs":
-        from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator  # noqa: PLC0415
+        from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
 
         return EcsRunTaskOperator(
             task_id=stage,
@@ -150,7 +154,7 @@ def cloud_task(stage: str) -> Any:
             do_xcom_push=True,
         )
     if EXECUTION == "cloud_run":
-        from airflow.providers.google.cloud.operators.cloud_run import CloudRunExecuteJobOperator  # noqa: PLC0415
+        from airflow.providers.google.cloud.operators.cloud_run import CloudRunExecuteJobOperator
 
         return CloudRunExecuteJobOperator(
             task_id=stage,
@@ -160,8 +164,8 @@ def cloud_task(stage: str) -> Any:
             # the job's container command is `python`; the task gives its arguments
             overrides={"container_overrides": [{"args": command[1:]}]},
         )
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: PLC0415
-    from kubernetes.client import models as k8s  # noqa: PLC0415 - the provider's own dependency
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
 
     resources = RUNNER["resources"]
     return KubernetesPodOperator(
