@@ -272,15 +272,16 @@ def test_dag_test_runs_the_pipeline_locally_like_dvc_repro(
         target = project / produced
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
 
+    dags = project / "orchestration" / "airflow" / "dags"
     local = airflow_env(
         home,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres,
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
         AIRFLOW_VAR_PIPELINE_EXECUTION="local",
         PIPELINE_PROJECT_DIR=str(project),
         PIPELINE_STORE=str(store),
     )
     timings["airflow db migrate"] = step(project, [str(airflow_python.parent / "airflow"), "db", "migrate"], local)[0]
-    dags = project / "orchestration" / "airflow" / "dags"
     # A run parameter overridden for this run only: the raw data path, to the same file spelt differently.
     raw = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]
     conf = {"data": {"raw": f"./{raw}"}}
