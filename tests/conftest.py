@@ -26,6 +26,9 @@ ANSWER_SPACE: dict[str, tuple] = {
     "python_version": ("3.11", "3.12", "3.13"),
     # asked only with serving kubernetes (copier.yml `when`); False is its default everywhere else
     "kserve": (False, True),
+    # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
+    # (cloud_provider none: a local Airflow with the DAG's local execution profile)
+    "orchestrator": ("dvc", "airflow"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]

@@ -84,6 +84,8 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
+    # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
+    ({"orchestrator": "kubeflow"}, "orchestrator"),
 ]
 
 
@@ -139,3 +141,12 @@ def test_kserve_is_recorded_with_serving_kubernetes(render) -> None:
     assert answers["serving"] == "kubernetes" and answers["kserve"] is True
     answers = yaml.safe_load((render(serving="kubernetes") / ".copier-answers.yml").read_text())
     assert answers["kserve"] is False
+
+
+def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:
+    """The default keeps `copier update --defaults` a no-op: dvc, today's pipeline, with no orchestration/ folder."""
+    assert QUESTIONS["orchestrator"]["default"] == "dvc"
+    for project, expected in ((render(), "dvc"), (render(orchestrator="airflow", cloud_provider="none"), "airflow")):
+        answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        assert answers["orchestrator"] == expected
+        assert (project / "orchestration").is_dir() is (expected == "airflow")
