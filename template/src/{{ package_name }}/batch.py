@@ -117,7 +117,7 @@ _process: dict[str, Any] = {}
 
 
 def use_model(contract: Contract, model: ScoringModel, scored_at: str) -> None:
-    """Score this process's chunks with `model` (the pool's initializer, or an engine's worker: spark_batch)."""
+    """Score this process's chunks with `model` (set by the pool's initializer, or by spark_batch)."""
     _process.update(contract=contract, model=model, scored_at=scored_at)
 
 

@@ -27,9 +27,11 @@ locally). Only this module imports it.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +43,7 @@ import pyarrow as pa
 import yaml
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812 (pyspark's own convention)
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
@@ -121,8 +123,11 @@ def prediction_schema(contract: Contract, model_dir: Path, scored_at: str) -> St
         record[contract.timestamp_column] = "2000-01-01T00:00:00Z"
     frame = with_utc_timestamp(pd.DataFrame([record]), contract)
     scored = batch.score_frame(frame, load_onnx_model(model_dir, contract), contract, scored_at)
-    schema = pa.Schema.from_pandas(scored, preserve_index=False)
-    fields = [pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f for f in schema]
+    with warnings.catch_warnings():  # pyarrow reads Series.values, as StagedTable.write notes
+        warnings.filterwarnings("ignore", "Series.values returning", category=DeprecationWarning)
+        schema = pa.Schema.from_pandas(scored, preserve_index=False)
+    utc = pa.timestamp("us", tz="UTC")  # Spark's timestamps
+    fields = [pa.field(f.name, utc) if pa.types.is_timestamp(f.type) else f for f in schema]
     return from_arrow_schema(pa.schema(fields))
 
 
@@ -140,12 +145,14 @@ def layout_of(contract: Contract, model_dir: Path, scored_at: str, input_columns
 
 def _table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """`frame` in `schema` (the columns it lacks as nulls)."""
-    columns = [
-        pa.array(frame[field.name], type=field.type, from_pandas=True)
-        if field.name in frame.columns
-        else pa.nulls(len(frame), field.type)
-        for field in schema
-    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Series.values returning", category=DeprecationWarning)
+        columns = [
+            pa.array(frame[field.name], type=field.type, from_pandas=True)
+            if field.name in frame.columns
+            else pa.nulls(len(frame), field.type)
+            for field in schema
+        ]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -167,7 +174,8 @@ def score_batches(
             rejects = scored.rejects.assign(
                 row_number=row_ids[positions], source=[sources[i] for i in positions]
             )
-            yield from _table(rejects.add_prefix(REJECT_PREFIX).assign(**{KIND: REJECTED}), target).to_batches()
+            rejects = rejects.add_prefix(REJECT_PREFIX).assign(**{KIND: REJECTED})
+            yield from _table(rejects, target).to_batches()
 
 
 def read_input(spark: SparkSession, uri: str) -> DataFrame:
@@ -182,7 +190,7 @@ def read_input(spark: SparkSession, uri: str) -> DataFrame:
 
 
 def _write(frame: DataFrame, uri: str) -> None:
-    """Overwrite `uri` with the rows of `frame`; Spark's job commit writes `_SUCCESS` after every part file."""
+    """Overwrite `uri` with the rows of `frame`; the job commit writes `_SUCCESS` after every part file."""
     writer = frame.write.mode("overwrite")
     if table_format(uri) == ".csv":
         writer.option("header", True).csv(uri)
@@ -206,7 +214,8 @@ class SparkRun:
     def scored(self) -> tuple[DataFrame, Layout]:
         data = read_input(self.spark, self.input)
         layout = layout_of(self.contract, self.model_dir, self.scored_at, data.columns)
-        data = data.withColumn(ROW_ID, F.monotonically_increasing_id()).withColumn(SOURCE, F.input_file_name())
+        data = data.withColumn(ROW_ID, F.monotonically_increasing_id())
+        data = data.withColumn(SOURCE, F.input_file_name())
         shipped = self.spark.sparkContext.broadcast(
             model_files(self.model_dir, self.contract_text, self.scored_at)
         )
@@ -260,7 +269,8 @@ class SparkRun:
                     0,
                     rejected,
                     f"rejected: {rejected} of {rows} rows break the contract, more than "
-                    f"{self.settings.max_rejected_fraction:.2%}; only the rejects are published ({rejects_uri})",
+                    f"{self.settings.max_rejected_fraction:.2%}; only the rejects are published "
+                    f"({rejects_uri})",
                 )
             predictions = scored.where(F.col(KIND) == SCORED).select(*layout.predictions.fieldNames())
             _write(predictions, self.output)
@@ -282,11 +292,18 @@ class SparkRun:
         return 0
 
 
-def session(master: str | None = None) -> SparkSession:
-    """The job's Spark session (the cluster's when spark-submit or the serverless runtime started it)."""
+def session(master: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
+    """The job's Spark session (the cluster's when spark-submit or the serverless runtime started it).
+
+    `master` (e.g. local[2]) starts Spark on this machine, with this interpreter as the executors' Python
+    (unless PYSPARK_PYTHON names another).
+    """
     builder = SparkSession.builder.appName(APP_NAME).config("spark.sql.session.timeZone", "UTC")
     if master:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(master)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
@@ -307,16 +324,20 @@ def run(spark: SparkSession, argv: list[str]) -> int:
         return 2
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     contract_text = Path(contract.source).read_text(encoding="utf-8")
-    job = SparkRun(spark, args.input, args.output, settings, contract, contract_text, args.model_dir, scored_at)
+    job = SparkRun(
+        spark, args.input, args.output, settings, contract, contract_text, args.model_dir, scored_at
+    )
     return job.score_all()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Spark runtimes set the executors' Python; started by hand, they use this interpreter (the project's venv)
+    # Spark runtimes set the executors' Python; started by hand, they run this interpreter (the venv's)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return run(session(), argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the package's module, not as __main__: what is shipped to the executors (the model's
+    # ModelFiles, score_batches) is pickled by reference to a module they can import.
+    sys.exit(importlib.import_module(__spec__.name).main())

@@ -4,8 +4,10 @@ An input is a CSV or Parquet file, or a directory / object-store prefix of them 
 `.parquet` file under it, in name order; names starting with `.` or `_` are skipped, as Spark and Hive write
 them). A directory Spark wrote (part files named `part-NNNNN-...`) is read only when it holds Spark's
 `_SUCCESS` marker, which the job commit writes last: without it the job was interrupted or is still running,
-and the folder is refused rather than read half-written. CSV is read with every column as text, so a stray word in a numeric column is a failed check of that
-row rather than an error halfway through the file; the input checks and the feature matrix convert numbers.
+and the folder is refused rather than read half-written.
+
+CSV is read with every column as text, so a stray word in a numeric column is a failed check of that row
+rather than an error halfway through the file; the input checks and the feature matrix convert numbers.
 
 An output is written under a staging name beside its final name (`<name>.partial`) and only renamed to the
 final name by `commit()`. A run that fails, or is killed, leaves no file under the final name; the next run
