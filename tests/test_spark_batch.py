@@ -98,9 +98,10 @@ def with_bad_rows(sample: Path, contract: dict, destination: Path) -> dict[int, 
     with sample.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     expected = {}
+    valid = list(rows)
     for number, (column, rule, value) in enumerate(bad_values(contract)):
         position = 3 * (number + 1)
-        rows.insert(position, {**rows[number], column: value})
+        rows.insert(position, {**valid[number], column: value})
         expected[position] = f"{column}: {rule}"
     with destination.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -91,14 +91,11 @@ run "spark_engine_runs_the_job_on_emr_serverless" {
     condition = alltrue([
       for target in aws_scheduler_schedule.batch[0].target : (
         target.arn == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun" && length(target.ecs_parameters) == 0
-        && jsondecode(target.input).JobDriver.SparkSubmit.EntryPoint == "local:///opt/app/score.py"
-        && jsonencode(jsondecode(target.input).JobDriver.SparkSubmit.EntryPointArguments) == jsonencode([
-          "--input", "s3://${var.project}-data-${var.environment}/${var.batch_input_key}",
-          "--output", "s3://${var.project}-data-${var.environment}/${var.batch_output_key}",
-        ])
-        && jsondecode(target.input).ClientToken == "<aws.scheduler.execution-id>"
       )
-    ])
+      ]) && local.spark_job_run.JobDriver.SparkSubmit.EntryPoint == "local:///opt/app/score.py" && jsonencode(local.spark_job_run.JobDriver.SparkSubmit.EntryPointArguments) == jsonencode([
+      "--input", "s3://${var.project}-data-${var.environment}/${var.batch_input_key}",
+      "--output", "s3://${var.project}-data-${var.environment}/${var.batch_output_key}",
+    ]) && local.spark_job_run.ClientToken == "<aws.scheduler.execution-id>"
     error_message = "the schedule must start one idempotent EMR Serverless job run of score.py on the batch input and output"
   }
 
