@@ -70,10 +70,11 @@ data "aws_iam_policy_document" "batch_task" {
     resources = ["${local.data_bucket_arn}/${var.batch_input_key}"]
   }
 
+  # the output's folder: the predictions, their rejects (<stem>.rejects.<ext>), the staging name and the report
   statement {
-    sid       = "WriteOutputAndValidationReport"
+    sid       = "WriteOutputRejectsAndValidationReport"
     actions   = ["s3:PutObject", "s3:GetObject"]
-    resources = ["${local.data_bucket_arn}/${var.batch_output_key}*"]
+    resources = ["${local.data_bucket_arn}/${local.batch_output_folder}*"]
   }
 
   statement {
@@ -84,7 +85,7 @@ data "aws_iam_policy_document" "batch_task" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [var.batch_input_key, "${var.batch_output_key}*"]
+      values   = [var.batch_input_key, "${local.batch_output_folder}*"]
     }
   }
 
