@@ -31,7 +31,7 @@ test-fast: ## Run the tests without the slow end-to-end ones
 bench: bootstrap ## Benchmark the golden path and the generated service per task (benchmarks/results, SUMMARY.md)
 	uv run python benchmarks/bench.py --tasks $(BENCH_TASKS)
 
-bench-batch: bootstrap ## Benchmark batch scoring at 1M and 10M rows: in memory vs streamed (benchmarks/results/batch.md)
+bench-batch: bootstrap ## Benchmark batch scoring at 1M and 10M rows: in memory, streamed, Spark local[2] (benchmarks/results/batch.md)
 	uv run python benchmarks/bench_batch.py --rows $(BENCH_BATCH_ROWS)
 
 docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)

@@ -1,4 +1,4 @@
-"""`make bench-batch`: batch scoring of large tables, in memory (0.3.0's path) and streamed (1 and 2 workers).
+"""`make bench-batch`: batch scoring of large tables: in memory (0.3.0's path), streamed (1, 2 workers), Spark.
 
 A default render (binary task) is set up and trained once; the project's own sample generator then writes a
 synthetic table of each size (Parquet, in 500,000-row row groups, generated with a new seed per group). Each
@@ -6,7 +6,11 @@ mode scores it in its own process, into Parquet:
 
 - in_memory: the whole table read with pandas, checked, scored and written at once, as `python -m
   <package>.batch` did up to 0.3.0 (read_table, check_inputs, score_frame, write_table);
-- streamed_1 / streamed_2: `python -m <package>.batch --workers 1|2` (record batches of params.yaml's size).
+- streamed_1 / streamed_2: `python -m <package>.batch --workers 1|2` (record batches of params.yaml's size);
+- spark_local_2: `python -m <package>.spark_batch` on Spark `local[2]` (the same scoring core in mapInArrow),
+  with pyspark installed into the project's venv for the bench only (`--pyspark`, default pyspark==3.5.7; the
+  project never locks it). Skipped, with a note in the results, when pyspark cannot be installed or `java` is
+  missing. Its memory is the whole tree: the JVM (driver and executors, heap 1 GB) and the Python workers.
 
 Measured: wall time, rows per second, and the peak resident memory of the process tree (the sum of the RSS of
 the process and its workers, sampled every 50 ms from /proc). Results go to benchmarks/results/batch.json and a
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ PACKAGE = "customer_churn"
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS_PER_GROUP = 500_000
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONWARNINGS": "ignore"}
+SPARK_MODE = "spark_local_2"
 
 GENERATE = """
 import sys
@@ -64,6 +70,24 @@ assert check_inputs(frame, source, contract).passed
 model = load_onnx_model(__import__("pathlib").Path("models/champion"), contract)
 write_table(score_frame(frame, model, contract, datetime.now(UTC).isoformat()), output)
 """
+
+
+SPARK = """
+import sys
+from {package} import spark_batch
+session = spark_batch.session("local[2]", {{"spark.ui.enabled": "false", "spark.driver.memory": "1g"}})
+sys.exit(spark_batch.run(session, ["--input", sys.argv[1], "--output", sys.argv[2]]))
+"""
+
+
+def spark_ready(python: str, pyspark: str) -> str:
+    """Install pyspark into the bench project's venv; why the Spark mode cannot run ("" when it can)."""
+    if shutil.which("java") is None:
+        return "no Java runtime (java is not on PATH)"
+    installed = subprocess.run(
+        ["uv", "pip", "install", "--quiet", "--python", python, pyspark], capture_output=True, text=True, check=False
+    )
+    return "" if installed.returncode == 0 else f"{pyspark} could not be installed: {installed.stderr[-500:]}"
 
 
 def tree_rss(pid: int) -> int:
@@ -139,8 +163,9 @@ def setup_project(workdir: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated table sizes")
-    parser.add_argument("--modes", default="in_memory,streamed_1,streamed_2")
+    parser.add_argument("--modes", default=f"in_memory,streamed_1,streamed_2,{SPARK_MODE}")
     parser.add_argument("--project", type=Path, help="an existing trained default render (skips the set-up)")
+    parser.add_argument("--pyspark", default="pyspark==3.5.7", help="the pyspark the spark mode installs")
     args = parser.parse_args()
     sizes = [int(value) for value in args.rows.split(",")]
     modes = args.modes.split(",")
@@ -152,6 +177,12 @@ def main() -> int:
         workdir = Path(scratch)
         project = args.project or setup_project(workdir)
         python = str(project / ".venv" / "bin" / "python")
+        if SPARK_MODE in modes:
+            note = spark_ready(python, args.pyspark)
+            if note:
+                modes.remove(SPARK_MODE)
+                results["notes"] = [f"{SPARK_MODE} skipped: {note}"]
+                print(results["notes"][0], flush=True)
         for rows in sizes:
             table = workdir / f"input-{rows}.parquet"
             subprocess.run(
@@ -164,6 +195,8 @@ def main() -> int:
                 output = workdir / f"output-{rows}-{mode}.parquet"
                 if mode == "in_memory":
                     command = [python, "-c", IN_MEMORY.format(package=PACKAGE), str(table), str(output)]
+                elif mode == SPARK_MODE:
+                    command = [python, "-c", SPARK.format(package=PACKAGE), str(table), str(output)]
                 else:
                     workers = mode.rsplit("_", 1)[1]
                     command = [
@@ -182,7 +215,7 @@ def main() -> int:
                 run = {"rows": rows, "mode": mode, **figures}
                 print(json.dumps(run), flush=True)
                 results["runs"].append(run)  # type: ignore[union-attr]
-                output.unlink(missing_ok=True)
+                shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)
             table.unlink()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "batch.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -192,6 +225,7 @@ def main() -> int:
             f"| {run['rows']:,} | {run['mode']} | {run['seconds']} | {run['rows_per_second']:,} | "
             f"{run['peak_rss_mb']} |"
         )
+    lines += [f"\n{note}" for note in results.get("notes", [])]  # type: ignore[attr-defined]
     (RESULTS / "batch.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -116,9 +116,14 @@ def rejects_of(frame: pd.DataFrame, broken: dict[tuple[str, str], pd.Series], ch
 _process: dict[str, Any] = {}
 
 
+def use_model(contract: Contract, model: ScoringModel, scored_at: str) -> None:
+    """Score this process's chunks with `model` (set by the pool's initializer, or by spark_batch)."""
+    _process.update(contract=contract, model=model, scored_at=scored_at)
+
+
 def _start(model_dir: Path, scored_at: str) -> None:
     contract = load_contract()
-    _process.update(contract=contract, model=load_onnx_model(model_dir, contract), scored_at=scored_at)
+    use_model(contract, load_onnx_model(model_dir, contract), scored_at)
 
 
 def _frame_of(chunk: Chunk, contract: Contract) -> pd.DataFrame:
@@ -179,7 +184,7 @@ def rejects_uri(output: str) -> str:
     return f"{output.removesuffix(suffix)}.rejects{suffix}"
 
 
-def _write_report(uri: str, report: dict[str, object]) -> None:
+def write_report(uri: str, report: dict[str, object]) -> None:
     if "://" not in uri:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     with fsspec.open(uri, "w", encoding="utf-8") as handle:
@@ -325,7 +330,7 @@ class Run:
         report = tally.report()
         if report.passed:
             return True
-        _write_report(self.report_uri, self.summary(report, scored=0))
+        write_report(self.report_uri, self.summary(report, scored=0))
         print(f"{report.summary()}\nrejected: nothing scored; report in {self.report_uri}", file=sys.stderr)
         return False
 
@@ -365,7 +370,7 @@ class Run:
             output.discard()
             rejects.discard()
             raise
-        _write_report(
+        write_report(
             self.report_uri, self.summary(report, output.rows, output=self.output, rejects=rejects.uri)
         )
         if too_many:

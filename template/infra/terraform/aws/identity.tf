@@ -41,6 +41,7 @@ locals {
     "ecs:*",
     "eks:*",
     "elasticloadbalancing:*",
+    "emr-serverless:*",
     "events:*",
     "kms:*",
     "logs:*",
@@ -251,6 +252,7 @@ data "aws_iam_policy_document" "ci" {
         "ecs.amazonaws.com",
         "elasticloadbalancing.amazonaws.com",
         "ecs.application-autoscaling.amazonaws.com",
+        "ops.emr-serverless.amazonaws.com",
         "sagemaker.application-autoscaling.amazonaws.com",
       ]
     }

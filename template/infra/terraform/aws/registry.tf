@@ -50,22 +50,47 @@ resource "aws_ecr_lifecycle_policy" "app" {
   })
 }
 
-# Environments in other AWS accounts (registry_pull_account_ids) may pull, never push.
+# Environments in other AWS accounts (registry_pull_account_ids) may pull, never push; with batch_engine = "spark",
+# EMR Serverless (its service principal, for this account and those) pulls the Spark image of the batch job.
 resource "aws_ecr_repository_policy" "cross_account_pull" {
-  count = var.create_image_repository && length(var.registry_pull_account_ids) > 0 ? 1 : 0
+  count = var.create_image_repository && (length(var.registry_pull_account_ids) > 0 || var.batch_engine == "spark") ? 1 : 0
 
   repository = aws_ecr_repository.app[0].name
   policy     = data.aws_iam_policy_document.cross_account_pull.json
 }
 
 data "aws_iam_policy_document" "cross_account_pull" {
-  statement {
-    sid     = "PullFromOtherEnvironmentAccounts"
-    actions = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+  dynamic "statement" {
+    for_each = length(var.registry_pull_account_ids) > 0 ? [var.registry_pull_account_ids] : []
 
-    principals {
-      type        = "AWS"
-      identifiers = [for id in var.registry_pull_account_ids : "arn:${local.partition}:iam::${id}:root"]
+    content {
+      sid     = "PullFromOtherEnvironmentAccounts"
+      actions = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+
+      principals {
+        type        = "AWS"
+        identifiers = [for id in statement.value : "arn:${local.partition}:iam::${id}:root"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.batch_engine == "spark" ? [distinct(concat([local.account_id], var.registry_pull_account_ids))] : []
+
+    content {
+      sid     = "EmrServerlessPullsTheSparkImage"
+      actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["emr-serverless.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = statement.value
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 # serving = batch: an EventBridge Scheduler schedule runs the serving image as a one-off ECS Fargate task with the
-# command `python -m <package>.batch`, reading BATCH_INPUT_URI and writing BATCH_OUTPUT_URI in the data bucket.
+# command `python -m <package>.batch`, reading BATCH_INPUT_URI and writing BATCH_OUTPUT_URI in the data bucket
+# (batch_engine = "spark": it starts an EMR Serverless job run of `<package>.spark_batch` instead, spark_batch.tf).
 # Created once var.image_tag is set.
 
 variable "batch_schedule" {
@@ -69,10 +70,11 @@ data "aws_iam_policy_document" "batch_task" {
     resources = ["${local.data_bucket_arn}/${var.batch_input_key}"]
   }
 
+  # the output's folder: the predictions, their rejects (<stem>.rejects.<ext>), the staging name and the report
   statement {
-    sid       = "WriteOutputAndValidationReport"
+    sid       = "WriteOutputRejectsAndValidationReport"
     actions   = ["s3:PutObject", "s3:GetObject"]
-    resources = ["${local.data_bucket_arn}/${var.batch_output_key}*"]
+    resources = ["${local.data_bucket_arn}/${local.batch_output_folder}*"]
   }
 
   statement {
@@ -83,7 +85,7 @@ data "aws_iam_policy_document" "batch_task" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [var.batch_input_key, "${var.batch_output_key}*"]
+      values   = [var.batch_input_key, "${local.batch_output_folder}*"]
     }
   }
 
@@ -190,22 +192,28 @@ resource "aws_scheduler_schedule" "batch" {
     mode = "OFF"
   }
 
+  # batch_engine = "container": the ECS task; "spark": a job run of the EMR Serverless application (spark_batch.tf)
   target {
-    arn      = aws_ecs_cluster.main.arn
+    arn      = local.spark_enabled ? "arn:${local.partition}:scheduler:::aws-sdk:emrserverless:startJobRun" : aws_ecs_cluster.main.arn
     role_arn = aws_iam_role.scheduler.arn
+    input    = local.spark_enabled ? jsonencode(local.spark_job_run) : null
 
-    ecs_parameters {
-      task_definition_arn     = aws_ecs_task_definition.batch[0].arn
-      launch_type             = "FARGATE"
-      platform_version        = "LATEST"
-      task_count              = 1
-      enable_ecs_managed_tags = true
-      propagate_tags          = "TASK_DEFINITION"
+    dynamic "ecs_parameters" {
+      for_each = local.spark_enabled ? [] : [aws_ecs_task_definition.batch[0].arn]
 
-      network_configuration {
-        subnets          = aws_subnet.private[*].id
-        security_groups  = [aws_security_group.batch_tasks.id]
-        assign_public_ip = false
+      content {
+        task_definition_arn     = ecs_parameters.value
+        launch_type             = "FARGATE"
+        platform_version        = "LATEST"
+        task_count              = 1
+        enable_ecs_managed_tags = true
+        propagate_tags          = "TASK_DEFINITION"
+
+        network_configuration {
+          subnets          = aws_subnet.private[*].id
+          security_groups  = [aws_security_group.batch_tasks.id]
+          assign_public_ip = false
+        }
       }
     }
 
@@ -275,6 +283,32 @@ data "aws_iam_policy_document" "scheduler" {
       test     = "StringEquals"
       variable = "iam:PassedToService"
       values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.spark_enabled ? aws_emrserverless_application.batch[*].arn : []
+
+    content {
+      sid       = "StartSparkJobRun"
+      actions   = ["emr-serverless:StartJobRun"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.spark_enabled ? aws_iam_role.spark_job[*].arn : []
+
+    content {
+      sid       = "PassSparkJobRole"
+      actions   = ["iam:PassRole"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PassedToService"
+        values   = ["emr-serverless.amazonaws.com"]
+      }
     }
   }
 

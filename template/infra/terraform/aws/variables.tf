@@ -162,3 +162,14 @@ variable "monthly_budget_usd" {
   description = "Monthly cost budget of the environment in USD; alerts at 80% actual and 100% forecast."
   type        = number
 }
+
+variable "batch_engine" {
+  description = "serving = batch: where batch scoring runs, container (one ECS Fargate task, streamed) or spark (EMR Serverless, spark_batch.tf)."
+  type        = string
+  default     = "container"
+
+  validation {
+    condition     = contains(["container", "spark"], var.batch_engine)
+    error_message = "batch_engine is container or spark."
+  }
+}

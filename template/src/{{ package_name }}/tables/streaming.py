@@ -2,8 +2,12 @@
 
 An input is a CSV or Parquet file, or a directory / object-store prefix of them (every `.csv` or
 `.parquet` file under it, in name order; names starting with `.` or `_` are skipped, as Spark and Hive write
-them). CSV is read with every column as text, so a stray word in a numeric column is a failed check of that
-row rather than an error halfway through the file; the input checks and the feature matrix convert numbers.
+them). A directory Spark wrote (part files named `part-NNNNN-...`) is read only when it holds Spark's
+`_SUCCESS` marker, which the job commit writes last: without it the job was interrupted or is still running,
+and the folder is refused rather than read half-written.
+
+CSV is read with every column as text, so a stray word in a numeric column is a failed check of that row
+rather than an error halfway through the file; the input checks and the feature matrix convert numbers.
 
 An output is written under a staging name beside its final name (`<name>.partial`) and only renamed to the
 final name by `commit()`. A run that fails, or is killed, leaves no file under the final name; the next run
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -31,6 +36,8 @@ from .files import FORMATS, table_format
 STAGING_SUFFIX = ".partial"
 CSV_SAMPLE_BYTES = 1 << 16  # to estimate the bytes of a CSV row, and so the block that holds a batch of rows
 MIN_CSV_BLOCK, MAX_CSV_BLOCK = 1 << 20, 1 << 26
+SPARK_PART = re.compile(r"part-\d{5}-")  # the part files of a Spark job's output
+SPARK_SUCCESS = "_SUCCESS"
 
 
 def _visible(path: str) -> bool:
@@ -48,6 +55,12 @@ def input_files(uri: str) -> list[str]:
         )
         if not found:
             raise ValueError(f"{uri}: no {' or '.join(FORMATS)} files in it")
+        spark_parts = any(SPARK_PART.match(PurePosixPath(name).name) for name in found)
+        if spark_parts and not filesystem.exists(f"{path.rstrip('/')}/{SPARK_SUCCESS}"):
+            raise ValueError(
+                f"{uri}: a Spark job's output without {SPARK_SUCCESS}: the job was interrupted or is still "
+                "running; rerun it (it overwrites the folder)"
+            )
         formats = {table_format(name) for name in found}
         if len(formats) > 1:
             raise ValueError(f"{uri}: holds both CSV and Parquet files; score one format at a time")

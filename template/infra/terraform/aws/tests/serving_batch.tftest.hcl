@@ -67,3 +67,43 @@ run "deploy_of_an_image_tag" {
     error_message = "the batch job must start at its scheduled time"
   }
 }
+
+run "spark_engine_runs_the_job_on_emr_serverless" {
+  command = plan
+
+  variables {
+    image_tag    = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
+    batch_engine = "spark"
+  }
+
+  assert {
+    condition = (
+      length(aws_emrserverless_application.batch) == 1 && aws_emrserverless_application.batch[0].type == "spark"
+      && aws_emrserverless_application.batch[0].release_label == var.spark_release_label
+      && alltrue([for image in aws_emrserverless_application.batch[0].image_configuration : endswith(image.image_uri, ":${var.image_tag}-spark")])
+      && alltrue([for capacity in aws_emrserverless_application.batch[0].maximum_capacity : capacity.cpu == "${var.spark_max_vcpu} vCPU"])
+      && alltrue([for stop in aws_emrserverless_application.batch[0].auto_stop_configuration : stop.enabled])
+    )
+    error_message = "the EMR Serverless application must run the image Dockerfile.spark builds, capped, and stop when idle"
+  }
+
+  assert {
+    condition = alltrue([
+      for target in aws_scheduler_schedule.batch[0].target : (
+        target.arn == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun" && length(target.ecs_parameters) == 0
+      )
+      ]) && local.spark_job_run.JobDriver.SparkSubmit.EntryPoint == "local:///opt/app/score.py" && jsonencode(local.spark_job_run.JobDriver.SparkSubmit.EntryPointArguments) == jsonencode([
+      "--input", "s3://${var.project}-data-${var.environment}/${var.batch_input_key}",
+      "--output", "s3://${var.project}-data-${var.environment}/${var.batch_output_key}",
+    ]) && local.spark_job_run.ClientToken == "<aws.scheduler.execution-id>"
+    error_message = "the schedule must start one idempotent EMR Serverless job run of score.py on the batch input and output"
+  }
+
+  assert {
+    condition = (
+      length(aws_iam_role.spark_job) == 1
+      && length(aws_security_group.spark) == 1 && length(aws_iam_role_policy.spark_job) == 1
+    )
+    error_message = "the Spark job needs its own role, policy and security group"
+  }
+}
