@@ -66,8 +66,8 @@ class TrackingParams:
     backend: Literal["mlflow", "none"]
     experiment: str
     registered_model: str
-    # local: MLFLOW_TRACKING_URI if set, else the project's sqlite file. self_hosted | managed: the project expects
-    # a shared server, so MLFLOW_TRACKING_URI must name it and be reachable (no fall-back to a local file).
+    # local: MLFLOW_TRACKING_URI if set, else the project's sqlite file. self_hosted | managed: the project
+    # expects a shared server, so MLFLOW_TRACKING_URI must name it and be reachable (no local fall-back).
     server: Literal["local", "self_hosted", "managed"] = "local"
 
 

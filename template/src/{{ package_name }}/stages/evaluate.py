@@ -262,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         args.reports_dir,
     )
     try:
-        get_tracker(params.tracking).log_evaluation(model.metadata.tracking, metrics, args.reports_dir / "plots")
+        get_tracker(params.tracking).log_evaluation(
+            model.metadata.tracking, metrics, args.reports_dir / "plots"
+        )
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3

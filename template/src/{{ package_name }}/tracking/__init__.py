@@ -36,7 +36,7 @@ class Tracker(Protocol):
         ...
 
     def promote(self, run: Mapping[str, str]) -> str | None:
-        """Mark the run's model as the champion in the tracking backend; the registry version, if it has one."""
+        """Mark the run's model as the champion in the tracking backend; its registry version, if any."""
         ...
 
 

@@ -6,9 +6,9 @@ With `self_hosted` or `managed` the project expects a shared server: MLFLOW_TRAC
 server that is down or refuses the credentials (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME/PASSWORD)
 stops the pipeline with a TrackingServerError that says what to check; nothing falls back to a local file.
 Each training run logs its params, metrics, environment, git sha, the scikit-learn model and the model files
-the service needs (model_files/: model.onnx, metadata.json, model.joblib); the gate registers the run's model as
-a new version and moves the `champion` alias to it. fetch_champion() pulls the files of the version an alias
-names (what CD builds the image from); set_champion() moves the alias (a rollback).
+the service needs (model_files/: model.onnx, metadata.json, model.joblib); the gate registers the run's
+model as a new version and moves the `champion` alias to it. fetch_champion() pulls the files of the version
+an alias names (what CD builds the image from); set_champion() moves the alias (a rollback).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ CHAMPION_ALIAS = "champion"
 # Where each run keeps the files of its model directory (training/artifacts.py), for fetch_champion().
 MODEL_FILES_PATH = "model_files"
 SERVER_MODES = ("self_hosted", "managed")
-# A server that does not answer fails in seconds, not after MLflow's default retries (minutes); the environment
-# variables still win when set.
+# A server that does not answer fails in seconds, not after MLflow's default retries (minutes); the
+# environment variables still win when set.
 SERVER_HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -68,7 +68,7 @@ def metric_name(name: str) -> str:
 
 
 class TrackingServerError(TrackingError):
-    """The shared tracking server the project expects is not configured, not reachable, or refuses the client."""
+    """The shared tracking server the project expects is unset, unreachable, or refuses the client."""
 
 
 def redacted(uri: str) -> str:
@@ -76,7 +76,9 @@ def redacted(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.password is None and parts.username is None:
         return uri
-    return urlunsplit(parts._replace(netloc=f"<credentials>@{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"))
+    return urlunsplit(
+        parts._replace(netloc=f"<credentials>@{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}")
+    )
 
 
 def tracking_uri(server: str = "local") -> str:
@@ -86,34 +88,36 @@ def tracking_uri(server: str = "local") -> str:
         return uri or DEFAULT_TRACKING_URI
     if not uri:
         raise TrackingServerError(
-            f"params.yaml sets tracking.server: {server}, so runs and models go to the shared MLflow server, but "
-            "MLFLOW_TRACKING_URI is not set: set it to the server's URL (the Terraform output tracking_uri; in CI "
-            "the repository variable MLFLOW_TRACKING_URI) with its credentials (MLFLOW_TRACKING_TOKEN, or "
-            "MLFLOW_TRACKING_USERNAME/PASSWORD). Nothing falls back to a local mlruns.db; to track into the "
-            "project's own file instead, remove tracking.server from params.yaml."
+            f"params.yaml sets tracking.server: {server}, so runs and models go to the shared MLflow server, "
+            "but MLFLOW_TRACKING_URI is not set: set it to the server's URL (Terraform output tracking_uri; "
+            "in CI the repository variable MLFLOW_TRACKING_URI) with its credentials (MLFLOW_TRACKING_TOKEN, "
+            "or MLFLOW_TRACKING_USERNAME/PASSWORD). Nothing falls back to a local mlruns.db; to track into "
+            "the project's own file instead, remove tracking.server from params.yaml."
         )
     if urlsplit(uri).scheme in ("", "file", "sqlite"):
         raise TrackingServerError(
-            f"params.yaml sets tracking.server: {server}, but MLFLOW_TRACKING_URI={uri} is a local store, not the "
-            "shared server: set it to the server's https URL"
+            f"params.yaml sets tracking.server: {server}, but MLFLOW_TRACKING_URI={uri} is a local store, "
+            "not the shared server: set it to the server's https URL"
         )
     return uri
 
 
 def check_server(uri: str) -> None:
-    """Make one authenticated call to the server; raise TrackingServerError saying what failed and what to check."""
+    """One authenticated call to the server; TrackingServerError saying what failed and what to check."""
     for name, value in SERVER_HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
         MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as error:  # noqa: BLE001 - every failure of the client means the same to the pipeline
+    except Exception as error:  # every failure of the client means the same to the pipeline
         text = str(error)
-        refused = re.search(r"\b(401|403)\b", text) or "PERMISSION_DENIED" in text or "UNAUTHENTICATED" in text
+        refused = (
+            re.search(r"\b(401|403)\b", text) or "PERMISSION_DENIED" in text or "UNAUTHENTICATED" in text
+        )
         if refused:
             reason = (
-                "refused the credentials: check MLFLOW_TRACKING_TOKEN (in CI: the tracking-auth step and the "
-                "token's audience) or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, and that this identity "
-                "may use the server"
+                "refused the credentials: check MLFLOW_TRACKING_TOKEN (in CI: the tracking-auth step and "
+                "the token's audience) or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, and that this "
+                "identity may use the server"
             )
         else:
             reason = (
@@ -123,8 +127,8 @@ def check_server(uri: str) -> None:
         first_line = text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__
         first_line = _USERINFO.sub("//<credentials>@", first_line)
         raise TrackingServerError(
-            f"the MLflow tracking server {redacted(uri)} {reason} ({RUNBOOK}). Nothing was logged and nothing "
-            f"fell back to a local file. The client said: {first_line}"
+            f"the MLflow tracking server {redacted(uri)} {reason} ({RUNBOOK}). Nothing was logged and "
+            f"nothing fell back to a local file. The client said: {first_line}"
         ) from error
 
 
@@ -181,7 +185,7 @@ class MlflowTracker:
         }
 
     def log_model_files(self, run: Mapping[str, str], model_dir: Path) -> None:
-        """Attach the model directory's files (ONNX, metadata, joblib) to the run, as fetch_champion() reads them."""
+        """Attach the model directory's files (ONNX, metadata, joblib) to the run, for fetch_champion()."""
         if run.get("backend") != "mlflow":
             return
         with mlflow.start_run(run_id=run["run_id"]):
@@ -224,7 +228,9 @@ def set_champion(registered_model: str, version: str, server: str = "local") -> 
     client = MlflowClient(uri)
     client.get_model_version(registered_model, version)  # fails clearly on a version that does not exist
     try:
-        previous: str | None = str(client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS).version)
+        previous: str | None = str(
+            client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS).version
+        )
     except MlflowException:
         previous = None
     client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, str(version))
@@ -234,7 +240,7 @@ def set_champion(registered_model: str, version: str, server: str = "local") -> 
 def fetch_champion(
     registered_model: str, destination: Path, alias: str = CHAMPION_ALIAS, server: str = "local"
 ) -> ModelMetadata:
-    """Download the model files of the version `alias` names into `destination` (replaced whole); its metadata.
+    """Download the model files of the version `alias` names into `destination` (replaced whole).
 
     The metadata records the registry version (tracking.registered_version) that the image's labels and the
     service's /version report. The ONNX file is checked against the metadata's SHA-256 before anything moves.
@@ -245,23 +251,24 @@ def fetch_champion(
     client = MlflowClient(uri)
     version = client.get_model_version_by_alias(registered_model, alias)
     if not version.run_id:
-        raise TrackingServerError(f"{registered_model} version {version.version} has no run to fetch files from")
+        raise TrackingServerError(
+            f"{registered_model} version {version.version} has no run to fetch files from"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=destination.parent) as scratch:
-        downloaded = Path(
-            client.download_artifacts(version.run_id, MODEL_FILES_PATH, dst_path=scratch)
-        )
+        downloaded = Path(client.download_artifacts(version.run_id, MODEL_FILES_PATH, dst_path=scratch))
         missing = [name for name in MODEL_FILES if not (downloaded / name).is_file()]
         if missing:
             raise TrackingServerError(
                 f"{registered_model} version {version.version} (run {version.run_id}) has no "
-                f"{MODEL_FILES_PATH}/{', '.join(missing)}: it was logged before the model files were; promote a "
-                "newer version"
+                f"{MODEL_FILES_PATH}/{', '.join(missing)}: it was logged before the model files were; "
+                "promote a newer version"
             )
         metadata = read_metadata(downloaded, ONNX_FILE)
         if metadata.onnx_sha256 and file_sha256(downloaded / ONNX_FILE) != metadata.onnx_sha256:
             raise TrackingServerError(
-                f"{ONNX_FILE} of {registered_model} version {version.version} does not match its metadata.json"
+                f"{ONNX_FILE} of {registered_model} version {version.version} does not match its "
+                "metadata.json"
             )
         tracking = {
             **metadata.tracking,

@@ -1,12 +1,12 @@
 """The model registry's champion from the command line: fetch its files, or move the alias (a rollback).
 
-    python -m <package>.tracking.registry fetch-champion [--output models/champion]   (make fetch-champion)
-    python -m <package>.tracking.registry set-champion --version <n>                   (make rollback-champion)
+    python -m <package>.tracking.registry fetch-champion [--output models/champion]   # make fetch-champion
+    python -m <package>.tracking.registry set-champion --version <n>   # make rollback-champion VERSION=<n>
 
 The registered model and the server come from params.yaml (`tracking`) and MLFLOW_TRACKING_URI, as for the
-pipeline. fetch-champion is what CD runs before it builds the image: the image holds the version the registry's
-`champion` alias names, and that version is in its labels and in the service's /version. A rollback moves the
-alias back to an earlier version, then redeploys (CD's workflow_dispatch, or `make fetch-champion` + deploy).
+pipeline. fetch-champion is what CD runs before it builds the image: the image holds the version the
+registry's `champion` alias names, and that version is in its labels and in the service's /version. A rollback
+moves the alias back to an earlier version, then redeploys (CD's workflow_dispatch, or fetch + deploy).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    except Exception as error:  # noqa: BLE001 - the registry's refusal (unknown version or alias), as one line
+    except Exception as error:  # the registry's refusal (unknown version or alias), as one line
         print(f"error: {type(error).__name__}: {str(error).strip().splitlines()[0][:500]}", file=sys.stderr)
         return 1
     return 0
