@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
-from test_generated_project import PACKAGE, free_port, fresh_copy, project_env, step
+from test_generated_project import PACKAGE, free_port, fresh_copy, project_env
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +87,7 @@ def server_venv(mlflow_version: str) -> Path:
         uv = shutil.which("uv") or "uv"
         for command in (
             [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-             *packages],
+            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *packages],
         ):
             result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
             assert result.returncode == 0, f"{' '.join(command)}:\n{result.stderr[-3000:]}"
@@ -143,8 +142,18 @@ class Stack:
         if os.geteuid() == 0:
             shutil.chown(self.pg_dir, "postgres", "postgres")
         result = run(
-            [*as_postgres(), str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "mlflow",
-             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            [
+                *as_postgres(),
+                str(self.pg_bin / "initdb"),
+                "-D",
+                str(self.pg_data),
+                "-U",
+                "mlflow",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
             cwd=self.pg_dir,
         )
         assert result.returncode == 0, result.stderr
@@ -152,22 +161,36 @@ class Stack:
     def start_postgres(self) -> None:
         options = f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {self.pg_dir}"
         result = run(
-            [*as_postgres(), str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-o", options,
-             "-l", str(self.pg_dir / "server.log"), "-w", "start"],
+            [
+                *as_postgres(),
+                str(self.pg_bin / "pg_ctl"),
+                "-D",
+                str(self.pg_data),
+                "-o",
+                options,
+                "-l",
+                str(self.pg_dir / "server.log"),
+                "-w",
+                "start",
+            ],
             cwd=self.pg_dir,
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
     def stop_postgres(self) -> None:
-        run([*as_postgres(), str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"],
-            cwd=self.pg_dir)
+        run(
+            [*as_postgres(), str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"],
+            cwd=self.pg_dir,
+        )
 
     # -- moto S3 ---------------------------------------------------------------------------------------------------
     def start_moto(self) -> None:
         log = self.root / "moto.log"
         self.moto = subprocess.Popen(
             [str(self.venv / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(f"http://127.0.0.1:{self.moto_port}/moto-api/", self.moto, log)
         request = urllib.request.Request(f"http://127.0.0.1:{self.moto_port}/{BUCKET}", method="PUT")
@@ -203,11 +226,28 @@ class Stack:
         }
         log = self.root / "mlflow.log"
         self.mlflow = subprocess.Popen(
-            [str(self.venv / "bin" / "mlflow"), "server", "--app-name", "basic-auth",
-             "--backend-store-uri", f"postgresql+psycopg2://mlflow@127.0.0.1:{self.pg_port}/postgres",
-             "--artifacts-destination", f"s3://{BUCKET}", "--serve-artifacts",
-             "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "1"],
-            stdout=log.open("a"), stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True,
+            [
+                str(self.venv / "bin" / "mlflow"),
+                "server",
+                "--app-name",
+                "basic-auth",
+                "--backend-store-uri",
+                f"postgresql+psycopg2://mlflow@127.0.0.1:{self.pg_port}/postgres",
+                "--artifacts-destination",
+                f"s3://{BUCKET}",
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mlflow_port),
+                "--workers",
+                "1",
+            ],
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.root,
+            start_new_session=True,
         )
         wait_for(f"{self.url}/health", self.mlflow, log, seconds=120)
         self.cheapen_password_hash()
@@ -277,8 +317,9 @@ print(json.dumps({
 
 
 def server_state(project: Path, stack: Stack) -> dict:
-    result = run(["uv", "run", "--no-sync", "python", "-c", STATE_SCRIPT, REGISTERED_MODEL], cwd=project,
-                 env=stack.client_env())
+    result = run(
+        ["uv", "run", "--no-sync", "python", "-c", STATE_SCRIPT, REGISTERED_MODEL], cwd=project, env=stack.client_env()
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -287,7 +328,7 @@ def pipeline(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return run(["make", "pipeline"], cwd=project, env=env, timeout=900)
 
 
-def set_model_params(project: Path, change: Callable[[dict], None]) -> None:
+def set_params(project: Path, change: Callable[[dict], None]) -> None:
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     change(params)
@@ -303,8 +344,9 @@ def serving(project: Path, model_dir: str) -> Iterator[str]:
     port = free_port()
     env = {**project_env(), "PORT": str(port), "HOST": "127.0.0.1", "MODEL_DIR": model_dir, "AUTH_MODE": "none"}
     log = project / f"serve-{port}.log"
-    process = subprocess.Popen(["make", "serve"], cwd=project, env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "serve"], cwd=project, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -323,8 +365,12 @@ def serving(project: Path, model_dir: str) -> Iterator[str]:
 
 
 def predictions(url: str, records: list[dict]) -> list[dict]:
-    request = urllib.request.Request(f"{url}/predict", data=json.dumps({"records": records}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{url}/predict",
+        data=json.dumps({"records": records}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["predictions"]
 
@@ -348,13 +394,21 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
     venv = server_venv(locked_mlflow_version(project))
     timings["server venv"] = time.monotonic() - started
     stack = Stack(tmp_path / "stack", venv, pg_bin)
+    # `make setup` installs the project while the stack starts (both take tens of seconds)
+    setup = subprocess.Popen(
+        ["make", "setup"], cwd=project, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         stack.init_postgres()
         stack.start_postgres()
         stack.start_moto()
         stack.start_mlflow()
         timings["stack up"] = time.monotonic() - started
-        timings["setup"] = step(project, "make", "setup")
+        output, _ = setup.communicate(timeout=900)
+        assert setup.returncode == 0, f"make setup failed:\n{output[-4000:]}"
+        timings["setup done"] = time.monotonic() - started
+        # One permutation-importance repeat instead of five: the evaluation's content is not under test here.
+        set_params(project, lambda p: p["evaluate"].update(permutation_repeats=1))
 
         # Without MLFLOW_TRACKING_URI a self_hosted project refuses to run, and says why.
         unset = pipeline(project, project_env())
@@ -378,15 +432,18 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
         timings["pipeline 1"] = time.monotonic() - first
         assert gate_report(project)["promoted"] is True
         # 2. a much weaker challenger: refused, never registered
-        set_model_params(project, lambda p: p["model"].update(
-            type="hist_gradient_boosting",
-            hist_gradient_boosting={**p["model"]["hist_gradient_boosting"], "max_iter": 1, "max_leaf_nodes": 2},
-        ))
+        set_params(
+            project,
+            lambda p: p["model"].update(
+                type="hist_gradient_boosting",
+                hist_gradient_boosting={**p["model"]["hist_gradient_boosting"], "max_iter": 1, "max_leaf_nodes": 2},
+            ),
+        )
         result = pipeline(project, env)
         assert result.returncode != 0, "the gate promoted a one-split model"
         assert gate_report(project)["promoted"] is False
         # 3. the linear model with another decision threshold: as good as the champion, promoted as version 2
-        set_model_params(project, lambda p: p["model"].update(type="linear", threshold=0.45))
+        set_params(project, lambda p: p["model"].update(type="linear", threshold=0.45))
         result = pipeline(project, env)
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         assert gate_report(project)["promoted"] is True
@@ -400,8 +457,7 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
         assert runs[2]["params"]["model.threshold"] == "0.45"
         for run_ in runs:
             assert {"test.roc_auc", "model.roc_auc"} <= set(run_["metrics"]), run_["metrics"]
-            assert run_["files"] == ["model_files/metadata.json", "model_files/model.joblib",
-                                     "model_files/model.onnx"]
+            assert run_["files"] == ["model_files/metadata.json", "model_files/model.joblib", "model_files/model.onnx"]
         assert state["artifact_location"].startswith("mlflow-artifacts:"), state["artifact_location"]
         keys = stack.bucket_keys()
         assert any(key.endswith(f"{runs[2]['run_id']}/artifacts/model_files/model.onnx") for key in keys), keys
@@ -419,13 +475,25 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
         assert server_state(project, stack) == state
 
         # The registry's champion, fetched as CD fetches it, serves what models/champion serves.
-        step_with(project, "uv", "run", "--no-sync", "python", "-m", f"{PACKAGE}.tracking.registry",
-                  "fetch-champion", "--output", "models/registry-champion", env=env)
+        step_with(
+            project,
+            "uv",
+            "run",
+            "--no-sync",
+            "python",
+            "-m",
+            f"{PACKAGE}.tracking.registry",
+            "fetch-champion",
+            "--output",
+            "models/registry-champion",
+            env=env,
+        )
         fetched = json.loads((project / "models" / "registry-champion" / "metadata.json").read_text())
         assert fetched["tracking"]["registered_version"] == "2"
         assert fetched["model_version"] == champion["model_version"]
         assert (project / "models/registry-champion/model.onnx").read_bytes() == (
-            project / "models/champion/model.onnx").read_bytes()
+            project / "models/champion/model.onnx"
+        ).read_bytes()
         sample = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]
         records = records_of(project, sample, count=20)
         with serving(project, "models/champion") as local, serving(project, "models/registry-champion") as registry:
@@ -440,7 +508,7 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
 
         # The server down: the pipeline fails with the reason, and nothing falls back to a local file.
         stack.stop_mlflow()
-        set_model_params(project, lambda p: p["model"].update(threshold=0.5))
+        set_params(project, lambda p: p["model"].update(threshold=0.5))
         down = pipeline(project, {**env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"})
         assert down.returncode != 0
         output = down.stdout + down.stderr
@@ -448,6 +516,8 @@ def test_pipeline_registry_and_serving_against_a_real_tracking_server(
         assert "tracking-server-down.md" in output
         assert not (project / "mlruns.db").exists() and not (project / "mlruns").exists()
     finally:
+        if setup.poll() is None:
+            setup.kill()
         stack.stop_all()
     timings["total"] = time.monotonic() - started
     print(f"  timings: { {name: round(value, 1) for name, value in timings.items()} }")
@@ -472,7 +542,6 @@ def records_of(project: Path, raw: str, count: int) -> list[dict]:
         "frame = pd.read_csv(sys.argv[1]).head(int(sys.argv[2]))\n"
         "print(frame[list(load_contract().input_columns)].to_json(orient='records'))\n"
     )
-    result = run(["uv", "run", "--no-sync", "python", "-c", script, raw, str(count)], cwd=project,
-                 env=project_env())
+    result = run(["uv", "run", "--no-sync", "python", "-c", script, raw, str(count)], cwd=project, env=project_env())
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)

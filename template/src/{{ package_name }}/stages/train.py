@@ -136,11 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     contract = load_contract()
+    try:
+        tracker = get_tracker(params.tracking)  # a tracking server that is down fails before training
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     train_frame = pd.read_parquet(args.data_dir / "train.parquet")
     test_frame = pd.read_parquet(args.data_dir / "test.parquet")
     estimator, metadata, test_matrix = train(train_frame, test_frame, params, contract)
     try:
-        tracker = get_tracker(params.tracking)
         tracking = tracker.log_training(params.raw, metadata, estimator)
         metadata = replace(metadata, tracking=tracking)
         parity = save_model(args.model_dir, estimator, metadata, parity_matrix=test_matrix)
