@@ -87,6 +87,8 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
+    # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
+    ({"orchestrator": "kubeflow"}, "orchestrator"),
 ]
 
 
@@ -167,3 +169,12 @@ def test_tracking_server_is_accepted_where_it_exists(render, answers: dict, serv
 def test_tracking_server_is_not_asked_without_mlflow(render) -> None:
     answers = yaml.safe_load((render(experiment_tracking="none") / ".copier-answers.yml").read_text())
     assert "tracking_server" not in answers
+
+
+def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:
+    """The default keeps `copier update --defaults` a no-op: dvc, today's pipeline, with no orchestration/ folder."""
+    assert QUESTIONS["orchestrator"]["default"] == "dvc"
+    for project, expected in ((render(), "dvc"), (render(orchestrator="airflow", cloud_provider="none"), "airflow")):
+        answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        assert answers["orchestrator"] == expected
+        assert (project / "orchestration").is_dir() is (expected == "airflow")
