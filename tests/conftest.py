@@ -26,6 +26,8 @@ ANSWER_SPACE: dict[str, tuple] = {
     "python_version": ("3.11", "3.12", "3.13"),
     # asked only with serving kubernetes (copier.yml `when`); False is its default everywhere else
     "kserve": (False, True),
+    # asked only with experiment_tracking mlflow; managed only where the cloud has a managed MLflow (aws, azure)
+    "tracking_server": ("local", "self_hosted", "managed"),
     # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
     # (cloud_provider none: a local Airflow with the DAG's local execution profile)
     "orchestrator": ("dvc", "airflow"),
@@ -48,6 +50,12 @@ def allows(answers: dict) -> bool:
         and "serving" in answers
         and not is_allowed(answers["cloud_provider"], answers["serving"])
     ):
+        return False
+    # tracking_server is asked only with experiment_tracking mlflow; managed needs a cloud with managed MLflow
+    server = answers.get("tracking_server", "local")
+    if server != "local" and answers.get("experiment_tracking", "mlflow") != "mlflow":
+        return False
+    if server == "managed" and answers.get("cloud_provider", "aws") not in ("aws", "azure"):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud
     return not answers.get("kserve") or (

@@ -81,6 +81,9 @@ REFUSED = [
     ({"cloud_provider": "azure", "region": "mars-north1"}, "is not a azure region"),
     ({"cloud_provider": "none", "serving": "managed"}, "cannot be combined with cloud_provider"),
     ({"cloud_provider": "none", "serving": "kubernetes"}, 'serving "kubernetes" deploys to a cloud\'s managed cluster'),
+    ({"cloud_provider": "gcp", "tracking_server": "managed"}, "gcp has no managed MLflow service"),
+    ({"cloud_provider": "none", "serving": "container", "tracking_server": "managed"}, "managed needs a cloud"),
+    ({"tracking_server": "sagemaker"}, "tracking_server"),
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
@@ -141,6 +144,31 @@ def test_kserve_is_recorded_with_serving_kubernetes(render) -> None:
     assert answers["serving"] == "kubernetes" and answers["kserve"] is True
     answers = yaml.safe_load((render(serving="kubernetes") / ".copier-answers.yml").read_text())
     assert answers["kserve"] is False
+
+
+def test_tracking_server_defaults_to_the_local_file() -> None:
+    assert QUESTIONS["tracking_server"]["when"] == "{{ experiment_tracking == 'mlflow' }}"
+    assert QUESTIONS["tracking_server"]["default"] == "local", "existing projects must update to the sqlite file"
+
+
+@pytest.mark.parametrize(
+    ("answers", "server"),
+    [
+        ({"cloud_provider": "aws", "tracking_server": "managed"}, "managed"),
+        ({"cloud_provider": "azure", "tracking_server": "managed"}, "managed"),
+        ({"cloud_provider": "gcp", "tracking_server": "self_hosted"}, "self_hosted"),
+        ({"cloud_provider": "none", "serving": "container", "tracking_server": "self_hosted"}, "self_hosted"),
+    ],
+    ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else "",
+)
+def test_tracking_server_is_accepted_where_it_exists(render, answers: dict, server: str) -> None:
+    answers_file = yaml.safe_load((render(**answers) / ".copier-answers.yml").read_text())
+    assert answers_file["tracking_server"] == server
+
+
+def test_tracking_server_is_not_asked_without_mlflow(render) -> None:
+    answers = yaml.safe_load((render(experiment_tracking="none") / ".copier-answers.yml").read_text())
+    assert "tracking_server" not in answers
 
 
 def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:

@@ -19,7 +19,7 @@ PACKAGE = "customer_churn"
 ANSWER_NAMES = (
     "project_name|project_slug|package_name|description|author_name|author_email|github_org|cost_center|"
     "python_version|license|task|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
-    "cloud_region|dvc_remote_url|kserve|orchestrator"
+    "cloud_region|dvc_remote_url|kserve|tracking_server|orchestrator"
 )
 LEFTOVER_ANSWER = re.compile(r"\{\{-?\s*(" + ANSWER_NAMES + r")\b")
 JINJA_STATEMENT = re.compile(r"\{%-?\s*(if|for|set|raw|endif|endfor|endraw|else|elif)\b")
@@ -93,6 +93,11 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     deploys = cloud != "none" and serving != "none"
     (present if deploys else absent).add(".github/workflows/cd.yml")
     (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/tracking/mlflow_backend.py")
+    (present if tracking == "mlflow" else absent).add(f"src/{PACKAGE}/tracking/registry.py")
+    server = answers.get("tracking_server", "local")
+    (absent if server == "local" else present).update(
+        {"docs/runbooks/tracking-server-down.md", "docs/runbooks/tracking-server-restore.md"}
+    )
     # serving kubernetes: the kustomize tree, the cloud side in Terraform, and the KServe variant only with kserve
     kubernetes = serving == "kubernetes"
     (present if kubernetes else absent).update(

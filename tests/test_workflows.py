@@ -31,6 +31,8 @@ MAKE_CALL = re.compile(r"(?:^|[\s;&|(`])make\s+(?P<args>[^;&|)`\n]*)")
 MAKE_TARGET = re.compile(r"^[A-Za-z0-9][\w.-]*$")  # not an option, a VAR=value or a redirection
 CHECKOUT = "actions/checkout@"
 CLOUD_LOGIN = "./.github/actions/cloud-login"
+# mints the tracking server's short-lived token from the job's OIDC identity (tracking_server != local)
+TRACKING_AUTH = "./.github/actions/tracking-auth"
 
 
 def github_files(project: Path) -> list[Path]:
@@ -222,8 +224,10 @@ def test_workflows_are_least_privilege(project: Path) -> None:
             assert isinstance(job.get("timeout-minutes"), int), f"{where}: no timeout-minutes"
             writes = {scope for scope, access in job["permissions"].items() if access == "write"}
             uses = [step.get("uses", "") for step in job.get("steps", [])]
-            logs_in = CLOUD_LOGIN in uses
-            assert ("id-token" in writes) == logs_in, f"{where}: id-token: write exactly when it logs in to a cloud"
+            logs_in = CLOUD_LOGIN in uses or TRACKING_AUTH in uses
+            assert ("id-token" in writes) == logs_in, (
+                f"{where}: id-token: write exactly when it logs in to a cloud or to the tracking server"
+            )
             uploads_sarif = any("codeql-action/upload-sarif" in ref for ref in uses)
             assert ("security-events" in writes) == uploads_sarif, f"{where}: security-events: write only for SARIF"
 

@@ -12,6 +12,7 @@ DEFAULT_PATH = Path("params.yaml")
 MODEL_TYPES = ("linear", "hist_gradient_boosting")
 SPLIT_STRATEGIES = ("auto", "time", "stratified", "random")
 TRACKING_BACKENDS = ("mlflow", "none")
+TRACKING_SERVERS = ("local", "self_hosted", "managed")
 INVALID_ROW_POLICIES = ("quarantine", "reject")
 AUTO = "auto"
 
@@ -65,6 +66,9 @@ class TrackingParams:
     backend: Literal["mlflow", "none"]
     experiment: str
     registered_model: str
+    # local: MLFLOW_TRACKING_URI if set, else the project's sqlite file. self_hosted | managed: the project
+    # expects a shared server, so MLFLOW_TRACKING_URI must name it and be reachable (no local fall-back).
+    server: Literal["local", "self_hosted", "managed"] = "local"
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
                 backend=_choice(raw["tracking"]["backend"], TRACKING_BACKENDS, "tracking.backend"),
                 experiment=str(raw["tracking"]["experiment"]),
                 registered_model=str(raw["tracking"]["registered_model"]),
+                server=_choice(raw["tracking"].get("server", "local"), TRACKING_SERVERS, "tracking.server"),
             ),
             raw=raw,
             batch=parse_batch(raw["batch"]),

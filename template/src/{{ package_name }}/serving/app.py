@@ -206,6 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "trained_at": metadata.trained_at,
                 "task": metadata.task,
                 "service_version": __version__,
+                # the model registry's version of this model, when the image was built from the registry
+                "registry_version": metadata.tracking.get("registered_version"),
             },
         )
 

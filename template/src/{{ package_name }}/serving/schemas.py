@@ -445,3 +445,4 @@ class VersionResponse(BaseModel):
     trained_at: str
     task: str
     service_version: str
+    registry_version: str | None = None

@@ -29,7 +29,7 @@ from ..metadata import write_json
 from ..params import Params, load_params
 from ..scoring.features import MISSING_CATEGORY
 from ..tables.files import input_columns_of
-from ..tracking import get_tracker
+from ..tracking import TrackingError, get_tracker
 from ..training.artifacts import EstimatorModel, load_model
 from ..training.estimators import baseline_output, encode_target
 from ..training.metrics import LOWER_IS_BETTER, task_metrics
@@ -261,7 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         params,
         args.reports_dir,
     )
-    get_tracker(params.tracking).log_evaluation(model.metadata.tracking, metrics, args.reports_dir / "plots")
+    try:
+        get_tracker(params.tracking).log_evaluation(
+            model.metadata.tracking, metrics, args.reports_dir / "plots"
+        )
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     metric = metrics["gate_metric"]
     print(
         f"{model.model_version}: {metric} {metrics['model'].get(metric, float('nan')):.4f} "

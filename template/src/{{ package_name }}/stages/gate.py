@@ -32,7 +32,7 @@ from ..contract import Contract, load_contract
 from ..metadata import ModelArtifactError, ModelMetadata, write_json
 from ..params import GateParams, load_params
 from ..tables.files import input_columns_of
-from ..tracking import get_tracker
+from ..tracking import TrackingError, get_tracker
 from ..training.artifacts import MODEL_FILES, EstimatorModel, load_model
 from ..training.estimators import encode_target
 from ..training.metrics import LOWER_IS_BETTER, task_metrics
@@ -221,9 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(f"gate passed for {candidate.model_version} (dry run: nothing promoted)")
         return 0
+    try:
+        # Reached before anything moves: a tracking server that is down leaves the old champion in place.
+        tracker = get_tracker(params.tracking)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     promote(args.model_dir, args.champion_dir, args.registry, candidate.metadata)
-    get_tracker(params.tracking).promote(candidate.metadata.tracking)
-    print(f"gate passed: {candidate.model_version} is the champion ({args.champion_dir})")
+    registered = tracker.promote(candidate.metadata.tracking)
+    where = f"; registry version {registered}" if registered else ""
+    print(f"gate passed: {candidate.model_version} is the champion ({args.champion_dir}{where})")
     return 0
 
 

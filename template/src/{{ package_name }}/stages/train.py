@@ -24,7 +24,7 @@ from ..params import Params, load_params
 from ..scoring.features import FeatureSpace
 from ..scoring.outputs import OutputSpec, bucket_names
 from ..tables.files import input_columns_of
-from ..tracking import get_tracker
+from ..tracking import TrackingError, get_tracker
 from ..training.artifacts import save_model
 from ..training.estimators import build_estimator, encode_target, raw_output
 from ..training.metrics import task_metrics
@@ -136,12 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     contract = load_contract()
+    try:
+        tracker = get_tracker(params.tracking)  # a tracking server that is down fails before training
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     train_frame = pd.read_parquet(args.data_dir / "train.parquet")
     test_frame = pd.read_parquet(args.data_dir / "test.parquet")
     estimator, metadata, test_matrix = train(train_frame, test_frame, params, contract)
-    tracking = get_tracker(params.tracking).log_training(params.raw, metadata, estimator)
-    metadata = replace(metadata, tracking=tracking)
-    parity = save_model(args.model_dir, estimator, metadata, parity_matrix=test_matrix)
+    try:
+        tracking = tracker.log_training(params.raw, metadata, estimator)
+        metadata = replace(metadata, tracking=tracking)
+        parity = save_model(args.model_dir, estimator, metadata, parity_matrix=test_matrix)
+        tracker.log_model_files(tracking, args.model_dir)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     write_json(args.example, metadata.reference_record, sort_keys=False)
     shown = ", ".join(
         f"{name} {value:.4f}" for name, value in metadata.metrics.items() if not name.startswith("recall_")

@@ -1,7 +1,9 @@
 """Experiment tracking behind one small interface, chosen by `tracking.backend` in params.yaml.
 
 `none` records nothing beyond the files the pipeline writes anyway (models/metadata.json, reports/,
-models/registry.json). `mlflow` loads tracking/mlflow_backend.py, the only module that imports mlflow.
+models/registry.json). `mlflow` loads tracking/mlflow_backend.py, the only module that imports mlflow;
+`tracking.server` says whether it must reach a shared server (tracking/registry.py fetches and moves the
+registry's champion).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from ..metadata import ModelMetadata
 from ..params import TrackingParams
 
 
+class TrackingError(RuntimeError):
+    """The tracking backend the project configured cannot be used; the message says why and what to check."""
+
+
 class Tracker(Protocol):
     def log_training(
         self, params: Mapping[str, Any], metadata: ModelMetadata, estimator: Any
@@ -21,12 +27,16 @@ class Tracker(Protocol):
         """Record a trained model; return what later stages need to find the run again (kept in metadata)."""
         ...
 
+    def log_model_files(self, run: Mapping[str, str], model_dir: Path) -> None:
+        """Attach the files of the saved model directory to the training run."""
+        ...
+
     def log_evaluation(self, run: Mapping[str, str], metrics: Mapping[str, Any], reports_dir: Path) -> None:
         """Add evaluation metrics and report files to the training run."""
         ...
 
-    def promote(self, run: Mapping[str, str]) -> None:
-        """Mark the run's model as the champion in the tracking backend."""
+    def promote(self, run: Mapping[str, str]) -> str | None:
+        """Mark the run's model as the champion in the tracking backend; its registry version, if any."""
         ...
 
 
@@ -38,10 +48,13 @@ class NullTracker:
     ) -> dict[str, str]:
         return {"backend": "none"}
 
+    def log_model_files(self, run: Mapping[str, str], model_dir: Path) -> None:
+        return None
+
     def log_evaluation(self, run: Mapping[str, str], metrics: Mapping[str, Any], reports_dir: Path) -> None:
         return None
 
-    def promote(self, run: Mapping[str, str]) -> None:
+    def promote(self, run: Mapping[str, str]) -> str | None:
         return None
 
 
@@ -56,7 +69,9 @@ def get_tracker(params: TrackingParams) -> Tracker:
             "tracking.backend is mlflow but mlflow is not available: install the train group (make setup)"
         ) from error
     # Typed here: without experiment tracking the module is not rendered, and mypy sees MlflowTracker as Any.
-    tracker: Tracker = MlflowTracker(experiment=params.experiment, registered_model=params.registered_model)
+    tracker: Tracker = MlflowTracker(
+        experiment=params.experiment, registered_model=params.registered_model, server=params.server
+    )
     return tracker
 
 
