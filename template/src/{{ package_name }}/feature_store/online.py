@@ -89,14 +89,14 @@ class OnlineFeatures:
         except Exception as error:
             raise FeatureStoreUnavailable(f"the online store cannot be read: {_reason(error)}") from error
         seconds = time.perf_counter() - started
-        # Per feature, per id: PRESENT or NULL_VALUE when the entity has a row (NULL_VALUE: a missing nullable
-        # input); NOT_FOUND without one; OUTSIDE_MAX_AGE when its row is older than the view's ttl_days.
+        # Per feature, per id: a status and the event time of the row it came from. SQLite says NOT_FOUND for an
+        # entity without a row; Redis says PRESENT with no event time (zero): a row is found when it has both.
         found = [False] * len(ids)
         for name, vector in zip(response.proto.metadata.feature_names.val, response.proto.results, strict=True):
-            if name == self.id_column:  # the entity key is echoed back as PRESENT, found or not
+            if name == self.id_column:  # the entity key is echoed back, found or not
                 continue
-            for position, status in enumerate(vector.statuses):
-                if status in (FieldStatus.PRESENT, FieldStatus.NULL_VALUE):
+            for position, (status, stamp) in enumerate(zip(vector.statuses, vector.event_timestamps, strict=True)):
+                if status in (FieldStatus.PRESENT, FieldStatus.NULL_VALUE) and (stamp.seconds or stamp.nanos):
                     found[position] = True
         names = self.contract.input_columns
         records: list[dict[str, Any] | None] = [
