@@ -37,8 +37,8 @@ def write_source(frame: pd.DataFrame, contract: Contract, path: Path) -> int:
 def training_frame(store: FeatureStore, contract: Contract, labels: pd.DataFrame) -> pd.DataFrame:
     """Each label row (id, event timestamp, target) with the inputs as they were at its timestamp.
 
-    Feast's point-in-time join takes, per row, the entity's latest feature row at or before the row's timestamp
-    (and within the view's ttl_days): a value recorded after the label never reaches it.
+    Feast's point-in-time join takes, per row, the entity's latest feature row at or before the row's
+    timestamp (and within the view's ttl_days): a value recorded after the label never reaches it.
     """
     id_column, timestamp_column = require_keys(contract)
     entities = labels.loc[:, [id_column, timestamp_column, contract.target.column]].copy()

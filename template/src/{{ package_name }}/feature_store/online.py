@@ -1,8 +1,8 @@
 """The online lookup of /predict by id: an entity's inputs from the online store, or why there are none.
 
-One call reads a batch of ids (Feast's get_online_features). An id with no row is a miss (the service answers 404
-naming it); a store that cannot be read, or whose last materialisation ended longer ago than the allowed age, is
-FeatureStoreUnavailable (the service answers 503 with the reason, never 500).
+One call reads a batch of ids (Feast's get_online_features). An id with no row is a miss (the service answers
+404 naming it); a store that cannot be read, or whose last materialisation ended longer ago than the allowed
+age, is FeatureStoreUnavailable (the service answers 503 with the reason, never 500).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class FeatureStoreUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Lookup:
-    records: list[dict[str, Any] | None]  # per id, in order: the contract's inputs (and the id), or None: a miss
+    records: list[
+        dict[str, Any] | None
+    ]  # per id, in order: the contract's inputs (and the id), or None: a miss
     seconds: float
 
 
@@ -47,7 +49,9 @@ class OnlineFeatures:
         self._checked_at = float("-inf")
 
     @classmethod
-    def open(cls, contract: Contract, config: Path | None = None, max_age_seconds: float = 0.0) -> OnlineFeatures:
+    def open(
+        cls, contract: Contract, config: Path | None = None, max_age_seconds: float = 0.0
+    ) -> OnlineFeatures:
         return cls(open_store(config), contract, max_age_seconds)
 
     def materialized_until(self) -> float | None:
@@ -57,7 +61,9 @@ class OnlineFeatures:
             try:
                 view = self.store.get_feature_view(view_name(self.contract))
             except Exception as error:
-                raise FeatureStoreUnavailable(f"the feature registry cannot be read: {_reason(error)}") from error
+                raise FeatureStoreUnavailable(
+                    f"the feature registry cannot be read: {_reason(error)}"
+                ) from error
             ends: list[datetime] = [end for _, end in view.materialization_intervals]
             self._materialized_until = max(ends).timestamp() if ends else None
             self._checked_at = now
@@ -74,7 +80,8 @@ class OnlineFeatures:
             stamp = datetime.fromtimestamp(until).astimezone().isoformat(timespec="seconds")
             raise FeatureStoreUnavailable(
                 f"the online store holds features up to {stamp}, older than FEATURE_MAX_AGE_SECONDS="
-                f"{self.max_age_seconds:g} allows: materialise a newer window (docs/runbooks/feature-store.md)"
+                f"{self.max_age_seconds:g} allows: materialise a newer window "
+                "(docs/runbooks/feature-store.md)"
             )
 
     def lookup(self, ids: Sequence[str]) -> Lookup:
@@ -89,18 +96,24 @@ class OnlineFeatures:
         except Exception as error:
             raise FeatureStoreUnavailable(f"the online store cannot be read: {_reason(error)}") from error
         seconds = time.perf_counter() - started
-        # Per feature, per id: a status and the event time of the row it came from. SQLite says NOT_FOUND for an
-        # entity without a row; Redis says PRESENT with no event time (zero): a row is found when it has both.
+        # Per feature, per id: a status and the event time of the row it came from. SQLite says NOT_FOUND for
+        # an entity without a row; Redis says PRESENT with no event time (zero): a row is found with both.
         found = [False] * len(ids)
-        for name, vector in zip(response.proto.metadata.feature_names.val, response.proto.results, strict=True):
+        for name, vector in zip(
+            response.proto.metadata.feature_names.val, response.proto.results, strict=True
+        ):
             if name == self.id_column:  # the entity key is echoed back, found or not
                 continue
-            for position, (status, stamp) in enumerate(zip(vector.statuses, vector.event_timestamps, strict=True)):
+            for position, (status, stamp) in enumerate(
+                zip(vector.statuses, vector.event_timestamps, strict=True)
+            ):
                 if status in (FieldStatus.PRESENT, FieldStatus.NULL_VALUE) and (stamp.seconds or stamp.nanos):
                     found[position] = True
         names = self.contract.input_columns
         records: list[dict[str, Any] | None] = [
-            {self.id_column: entity, **{name: values[name][position] for name in names}} if found[position] else None
+            {self.id_column: entity, **{name: values[name][position] for name in names}}
+            if found[position]
+            else None
             for position, entity in enumerate(ids)
         ]
         return Lookup(records, seconds)

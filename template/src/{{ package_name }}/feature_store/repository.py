@@ -1,8 +1,8 @@
 """The feature repository of the contract, built at run time: entity, offline source, feature view, service.
 
-`feast apply` of this project is `apply(store, contract, ...)`: the objects are made from contract.yaml each time,
-so there is no second copy of the columns to keep in step. A second project reuses the feature view by pointing
-its feature_store.yaml at the same registry and asking for `<view>:<column>` (docs/feature-store.md).
+`feast apply` of this project is `apply(store, contract, ...)`: the objects are made from contract.yaml each
+time, so there is no second copy of the columns to keep in step. A second project reuses the feature view by
+pointing its feature_store.yaml at the same registry and asking for `<view>:<column>` (docs/feature-store.md).
 """
 
 from __future__ import annotations
@@ -46,12 +46,18 @@ class FeatureStoreParams:
         if not isinstance(section, dict):
             raise FeatureStoreError(f"{path} has no feature_store section (materialize.start/end, ttl_days)")
         window = section.get("materialize") or {}
-        start, end = (_instant(window.get(key), f"feature_store.materialize.{key}") for key in ("start", "end"))
+        start, end = (
+            _instant(window.get(key), f"feature_store.materialize.{key}") for key in ("start", "end")
+        )
         if end <= start:
-            raise FeatureStoreError("feature_store.materialize.end must be after feature_store.materialize.start")
+            raise FeatureStoreError(
+                "feature_store.materialize.end must be after feature_store.materialize.start"
+            )
         ttl = section.get("ttl_days", 0)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
-            raise FeatureStoreError(f"feature_store.ttl_days must be a whole number of days >= 0, got {ttl!r}")
+            raise FeatureStoreError(
+                f"feature_store.ttl_days must be a whole number of days >= 0, got {ttl!r}"
+            )
         return cls(start=start, end=end, ttl_days=ttl)
 
 
@@ -64,7 +70,9 @@ def _instant(value: Any, key: str) -> datetime:
         except ValueError:
             raise FeatureStoreError(f"{key} must be an ISO date or time, got {value!r}") from None
     else:
-        raise FeatureStoreError(f"{key} must be an ISO date or time (e.g. 2024-01-01T00:00:00Z), got {value!r}")
+        raise FeatureStoreError(
+            f"{key} must be an ISO date or time (e.g. 2024-01-01T00:00:00Z), got {value!r}"
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -89,7 +97,7 @@ def config_path() -> Path:
 
 
 def open_store(path: Path | None = None, repo_path: Path = Path()) -> FeatureStore:
-    """The project's store; relative paths of the yaml (registry, SQLite file, sources) are from `repo_path`."""
+    """The project's store; relative paths in the yaml (registry, SQLite file, sources) start at repo_path."""
     path = path or config_path()
     if not path.is_file():
         raise FeatureStoreError(f"no feature store configuration at {path} ({CONFIG_VARIABLE})")

@@ -233,7 +233,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The full-record body of a by-id request, or the 404/503 response that answers it."""
         features = state.features
         if features is None:
-            return _error(503, f"{state.features_error or 'the feature store is not open'}; send the full record")
+            return _error(
+                503, f"{state.features_error or 'the feature store is not open'}; send the full record"
+            )
         try:
             found = await asyncio.to_thread(features.lookup, request.ids)
         except Exception as error:  # unreachable, not applied or stale: the reason, never a 500
@@ -241,12 +243,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning("feature lookup failed", extra={"reason": str(error)})
             return _error(503, str(error))
         metrics.observe_feature_lookup(len(request.ids), found.seconds, features.materialized_until())
-        missing = [entity for entity, record in zip(request.ids, found.records, strict=True) if record is None]
+        missing = [
+            entity for entity, record in zip(request.ids, found.records, strict=True) if record is None
+        ]
         if missing:
             metrics.observe_feature_lookup_misses(len(missing))
             id_column = state.contract.id_column
             named = ", ".join(repr(_cut(entity)) for entity in missing[:MAX_REPORTED_ERRORS])
-            more = f" and {len(missing) - MAX_REPORTED_ERRORS} more" if len(missing) > MAX_REPORTED_ERRORS else ""
+            more = (
+                f" and {len(missing) - MAX_REPORTED_ERRORS} more"
+                if len(missing) > MAX_REPORTED_ERRORS
+                else ""
+            )
             return _error(404, f"no features in the online store for {id_column} {named}{more}")
         return as_records_payload(request, [record for record in found.records if record is not None])
 

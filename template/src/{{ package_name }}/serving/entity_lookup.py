@@ -3,7 +3,7 @@
 A body whose only key is the contract's id column, `{"<id>": "..."}` or `{"<id>": ["...", ...]}` (at most
 MAX_BATCH_SIZE ids), asks for the prediction of entities whose inputs are in the online store. The inputs are
 read (feature_store/online.py, loaded only in a project with feature_store feast and FEATURE_STORE_YAML set),
-made into full records and scored exactly as a full record is: same validation, same feature matrix, same model.
+made into full records and scored exactly as a full record is: same validation, feature matrix and model.
 """
 
 from __future__ import annotations
@@ -65,9 +65,13 @@ def entity_request(payload: Any, contract: Contract, max_batch_size: int) -> Ent
     for position, entity in enumerate(ids):
         where = [id_column, position] if is_batch else [id_column]
         if not isinstance(entity, str) or not entity or len(entity) > MAX_ID_CHARS:
-            errors.append(_error(where, f"an id is a string of 1 to {MAX_ID_CHARS} characters", "string_type"))
+            errors.append(
+                _error(where, f"an id is a string of 1 to {MAX_ID_CHARS} characters", "string_type")
+            )
         elif pattern is not None and not pattern.search(entity):
-            errors.append(_error(where, f"the id does not match the contract's pattern {pattern.pattern}", "pattern"))
+            errors.append(
+                _error(where, f"the id does not match the contract's pattern {pattern.pattern}", "pattern")
+            )
     if errors:
         raise EntityRequestInvalid(errors)
     return EntityRequest(ids=ids, is_batch=is_batch)

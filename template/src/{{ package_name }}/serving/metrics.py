@@ -111,7 +111,8 @@ FEATURE_LOOKUP_MISSES = Counter(
 )
 FEATURE_LOOKUP_FAILURES = Counter(
     "feature_lookup_failures_total",
-    "Lookups answered 503: the online store unreachable, not materialised, or older than FEATURE_MAX_AGE_SECONDS.",
+    "Lookups answered 503: the online store unreachable, not materialised, or older than "
+    "FEATURE_MAX_AGE_SECONDS.",
 )
 FEATURE_MATERIALIZED_UNTIL = Gauge(
     "feature_store_materialized_until_timestamp_seconds",

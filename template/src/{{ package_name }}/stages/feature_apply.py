@@ -1,5 +1,5 @@
-"""The `feature_apply` stage: the validated data becomes the feature view's source, and `feast apply` registers
-the feature repository generated from contract.yaml (feature_store/repository.py).
+"""The `feature_apply` stage: the validated data becomes the feature view's source, and `feast apply`
+registers the feature repository generated from contract.yaml (feature_store/repository.py).
 
 A contract without an id or a timestamp stops here, naming the key to add.
 """
@@ -26,7 +26,9 @@ from ..tables.files import read_table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the feature view's source and apply the feature repository.")
+    parser = argparse.ArgumentParser(
+        description="Write the feature view's source and apply the feature repository."
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--report", type=Path, default=Path("reports/feature_store.json"))
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"materialised {name} from {report['start']} to {report['end']} into the {report['online_store']} store")
+    print(f"materialised {name} from {report['start']} to {report['end']} into {report['online_store']}")
     return 0
 
 
