@@ -26,6 +26,8 @@ ANSWER_SPACE: dict[str, tuple] = {
     "python_version": ("3.11", "3.12", "3.13"),
     # asked only with serving kubernetes (copier.yml `when`); False is its default everywhere else
     "kserve": (False, True),
+    # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
+    "feature_store": ("none", "feast"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -44,6 +46,14 @@ def allows(answers: dict) -> bool:
         "cloud_provider" in answers
         and "serving" in answers
         and not is_allowed(answers["cloud_provider"], answers["serving"])
+    ):
+        return False
+    # the feature store's online store exists locally only (SQLite or Redis), not yet in a cloud: so feast also
+    # rules out what needs a cloud (a managed endpoint, Kubernetes, KServe)
+    if answers.get("feature_store") == "feast" and (
+        answers.get("cloud_provider", "none") != "none"
+        or not is_allowed("none", answers.get("serving", "none"))
+        or answers.get("kserve")
     ):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud

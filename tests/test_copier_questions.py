@@ -84,6 +84,9 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
+    ({"feature_store": "feast"}, 'feature_store "feast" runs with cloud_provider "none" only'),
+    ({"cloud_provider": "gcp", "feature_store": "feast"}, "choose feature_store none for a gcp project"),
+    ({"feature_store": "tecton"}, "feature_store"),
 ]
 
 
@@ -139,3 +142,15 @@ def test_kserve_is_recorded_with_serving_kubernetes(render) -> None:
     assert answers["serving"] == "kubernetes" and answers["kserve"] is True
     answers = yaml.safe_load((render(serving="kubernetes") / ".copier-answers.yml").read_text())
     assert answers["kserve"] is False
+
+
+def test_feature_store_defaults_to_none_so_updates_add_nothing() -> None:
+    assert QUESTIONS["feature_store"]["default"] == "none", "existing projects must update to feature_store: none"
+
+
+def test_feature_store_is_recorded_and_picks_its_lock_profile(render) -> None:
+    project = render(cloud_provider="none", serving="none", feature_store="feast")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["feature_store"] == "feast"
+    assert (TEMPLATE_ROOT / "locks" / "none-mlflow-feast.lock").is_file()
+    assert "feast" in (project / "uv.lock").read_text()
