@@ -46,7 +46,9 @@ def profiles(root: Path = TEMPLATE_ROOT) -> dict[str, dict[str, str]]:
     """Every lock profile copier.yml can compute: name -> the answers that select it."""
     config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8"))
     choices = [list(config[answer]["choices"].values()) for answer in PROFILE_ANSWERS]
-    found = {"-".join(values): dict(zip(PROFILE_ANSWERS, values, strict=True)) for values in itertools.product(*choices)}
+    found = {
+        "-".join(values): dict(zip(PROFILE_ANSWERS, values, strict=True)) for values in itertools.product(*choices)
+    }
     for name, answers in list(found.items()):
         if answers["cloud_provider"] in FEATURE_STORE_CLOUDS:
             found[f"{name}-feast"] = {**answers, "feature_store": "feast"}
