@@ -28,6 +28,9 @@ ANSWER_SPACE: dict[str, tuple] = {
     "kserve": (False, True),
     # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
     "feature_store": ("none", "feast"),
+    # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
+    # (cloud_provider none: a local Airflow with the DAG's local execution profile)
+    "orchestrator": ("dvc", "airflow"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]

@@ -150,13 +150,14 @@ def test_final_stage_follows_the_serving_contract(project: Path) -> None:
     assert only(final, "ENTRYPOINT").arguments == f'["python", "-m", "{PACKAGE}.serving"]'
     copies = [i.arguments for i in final if i.keyword == "COPY"]
     model_copy = "models/champion/model.onnx models/champion/metadata.json /app/model/"
-    contract_copy = "contract.yaml /app/contract.yaml"
+    contract_copy = "contract.yaml params.yaml /app/"
     assert model_copy in copies, "the image serves the ONNX model; model.joblib (scikit-learn) stays out"
-    assert contract_copy in copies, "the service builds its request and response schemas from the contract"
+    assert contract_copy in copies, "the contract (the service's schemas) and params.yaml (batch settings)"
     assert all(c.startswith("--from=builder") or c in (model_copy, contract_copy) for c in copies), copies
     env = env_vars(final)
     assert env["MODEL_DIR"] == "/app/model"
     assert env["CONTRACT_PATH"] == "/app/contract.yaml"
+    assert env["PARAMS_PATH"] == "/app/params.yaml"
     assert env["PORT"] == "8000"
     assert env["METRICS_PORT"] == "9100"
     assert env["AUTH_MODE"] == "api_key", "the image refuses callers without a key unless told otherwise"

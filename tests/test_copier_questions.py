@@ -87,6 +87,8 @@ REFUSED = [
     ({"feature_store": "feast"}, 'feature_store "feast" runs with cloud_provider "none" only'),
     ({"cloud_provider": "gcp", "feature_store": "feast"}, "choose feature_store none for a gcp project"),
     ({"feature_store": "tecton"}, "feature_store"),
+    # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
+    ({"orchestrator": "kubeflow"}, "orchestrator"),
 ]
 
 
@@ -154,3 +156,12 @@ def test_feature_store_is_recorded_and_picks_its_lock_profile(render) -> None:
     assert answers["feature_store"] == "feast"
     assert (TEMPLATE_ROOT / "locks" / "none-mlflow-feast.lock").is_file()
     assert "feast" in (project / "uv.lock").read_text()
+
+
+def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:
+    """The default keeps `copier update --defaults` a no-op: dvc, today's pipeline, with no orchestration/ folder."""
+    assert QUESTIONS["orchestrator"]["default"] == "dvc"
+    for project, expected in ((render(), "dvc"), (render(orchestrator="airflow", cloud_provider="none"), "airflow")):
+        answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        assert answers["orchestrator"] == expected
+        assert (project / "orchestration").is_dir() is (expected == "airflow")

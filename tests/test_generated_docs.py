@@ -136,6 +136,9 @@ def test_docs_name_only_the_chosen_clouds_services(render, answers: dict) -> Non
                 assert term not in architecture, f"architecture.md of {cloud}/{serving} names {term}"
     if cloud == "none":
         assert "No cloud" in architecture and "infra/terraform" not in all_docs
+    if answers.get("orchestrator") == "airflow":
+        host = {"aws": "Amazon MWAA", "gcp": "Cloud Composer 3", "azure": "Airflow on AKS", "none": "a local Airflow"}
+        assert f"Airflow DAG `customer-churn-training` on {host[cloud]}" in architecture
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ PACKAGE = "customer_churn"
 ANSWER_NAMES = (
     "project_name|project_slug|package_name|description|author_name|author_email|github_org|cost_center|"
     "python_version|license|task|cloud_provider|serving|region|experiment_tracking|monitoring|repository|image_name|"
-    "cloud_region|dvc_remote_url|kserve"
+    "cloud_region|dvc_remote_url|kserve|orchestrator"
 )
 LEFTOVER_ANSWER = re.compile(r"\{\{-?\s*(" + ANSWER_NAMES + r")\b")
 JINJA_STATEMENT = re.compile(r"\{%-?\s*(if|for|set|raw|endif|endfor|endraw|else|elif)\b")
@@ -122,6 +122,19 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect
     (present if monitoring and cloud != "none" else absent).add(".github/workflows/drift.yml")
+    # orchestrator: the runner-neutral description and runner, and the Airflow DAG with its runbook
+    airflow = answers.get("orchestrator", "dvc") == "airflow"
+    (present if airflow else absent).update(
+        {
+            "orchestration/pipeline.py",
+            "orchestration/airflow/dags/training_pipeline.py",
+            "orchestration/airflow/runner.json",
+            "tests/test_orchestration.py",
+            "docs/runbooks/airflow.md",
+        }
+    )
+    if not airflow:
+        absent.add("orchestration")
     return present, absent
 
 

@@ -634,7 +634,9 @@ def test_every_removed_module_of_the_previous_release_points_to_its_new_home(pre
 
 
 @pytest.mark.parametrize(
-    "answer", [{"serving": "batch"}, {"monitoring": False}], ids=["serving-batch", "no-monitoring"]
+    "answer",
+    [{"serving": "batch"}, {"monitoring": False}, {"orchestrator": "airflow"}],
+    ids=["serving-batch", "no-monitoring", "orchestrator-airflow"],
 )
 def test_changing_an_answer_adds_and_removes_exactly_the_files_of_the_new_answer(
     template_repo: Path, versions: tuple[str, str], tmp_path: Path, answer: dict[str, object]

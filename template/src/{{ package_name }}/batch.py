@@ -54,7 +54,7 @@ from .tables.quality_report import FailureTally, QualityReport
 from .tables.streaming import StagedTable, input_files, record_batches
 
 DEFAULT_MODEL_DIR = "models/champion"
-PARAMS_FILE = Path("params.yaml")
+PARAMS_PATH_VARIABLE = "PARAMS_PATH"  # where params.yaml is (the image sets it); default: ./params.yaml
 REJECT_COLUMNS = ("row_number", "source", "reasons")
 IN_FLIGHT_PER_WORKER = 2  # batches queued per worker: enough to keep it busy, few enough to bound memory
 
@@ -194,9 +194,13 @@ class Settings:
     rows_per_batch: int
 
 
+def params_path() -> Path:
+    return Path(os.environ.get(PARAMS_PATH_VARIABLE) or "params.yaml")
+
+
 def defaults() -> BatchParams:
-    """params.yaml's batch section in a project checkout; the built-in defaults where there is none."""
-    return load_params(PARAMS_FILE).batch if PARAMS_FILE.exists() else BatchParams()
+    """params.yaml's batch section: the project checkout's, or the copy the image ships (PARAMS_PATH)."""
+    return load_params(params_path()).batch
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # "<quota> <period>" or "max <period>" (cgroup v2)
@@ -254,8 +258,10 @@ def _parser(base: BatchParams) -> argparse.ArgumentParser:
 def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     try:
         base = defaults()
+    except FileNotFoundError:
+        sys.exit(f"{params_path().resolve()} not found: batch scoring reads its batch section")
     except ParamsError as error:
-        sys.exit(f"params.yaml: {error}")
+        sys.exit(f"{params_path()}: {error}")
     parser = _parser(base)
     args = parser.parse_args(argv)
     if not args.input or not args.output:

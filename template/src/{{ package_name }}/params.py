@@ -69,13 +69,13 @@ class TrackingParams:
 
 @dataclass(frozen=True)
 class BatchParams:
-    """Batch scoring (batch.py). The defaults are the template's params.yaml values: a job without params.yaml
-    (the serving image) runs with them, unless BATCH_* environment variables say otherwise."""
+    """Batch scoring (batch.py): params.yaml's `batch` section, the one source of these values (the image
+    ships params.yaml; BATCH_* environment variables override them per run)."""
 
-    on_invalid: Literal["quarantine", "reject"] = "quarantine"
-    max_rejected_fraction: float = 0.01  # quarantine: a larger share of rejected rows fails the run
-    workers: int = 0  # scoring processes; 0: one per available core
-    rows_per_batch: int = 50_000
+    on_invalid: Literal["quarantine", "reject"]
+    max_rejected_fraction: float  # quarantine: a larger share of rejected rows fails the run
+    workers: int  # scoring processes; 0: one per available core
+    rows_per_batch: int
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Params:
     gates: dict[str, GateParams]
     tracking: TrackingParams
     raw: dict[str, Any]
-    batch: BatchParams = field(default_factory=BatchParams)
+    batch: BatchParams
 
     def gate(self, task: str) -> GateParams:
         """The gate section of `task` (binary, multiclass or regression)."""
@@ -156,22 +156,19 @@ def _gate(task: str, section: Any) -> GateParams:
 
 
 def parse_batch(section: Any) -> BatchParams:
-    """The `batch` section (absent: the defaults)."""
-    section = _mapping(section or {}, "batch")
-    defaults = BatchParams()
-    fraction = float(section.get("max_rejected_fraction", defaults.max_rejected_fraction))
+    """The `batch` section; every key is required (a KeyError names the missing one)."""
+    section = _mapping(section, "batch")
+    fraction = float(section["max_rejected_fraction"])
     if not 0.0 <= fraction <= 1.0:
         raise ParamsError(f"batch.max_rejected_fraction must be between 0 and 1, not {fraction}")
-    workers = int(section.get("workers", defaults.workers))
-    rows = int(section.get("rows_per_batch", defaults.rows_per_batch))
+    workers = int(section["workers"])
+    rows = int(section["rows_per_batch"])
     if workers < 0 or rows < 1:
         raise ParamsError(
             "batch.workers must be 0 (one per core) or more, and batch.rows_per_batch at least 1"
         )
     return BatchParams(
-        on_invalid=_choice(
-            section.get("on_invalid", defaults.on_invalid), INVALID_ROW_POLICIES, "batch.on_invalid"
-        ),
+        on_invalid=_choice(section["on_invalid"], INVALID_ROW_POLICIES, "batch.on_invalid"),
         max_rejected_fraction=fraction,
         workers=workers,
         rows_per_batch=rows,
@@ -210,7 +207,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
                 registered_model=str(raw["tracking"]["registered_model"]),
             ),
             raw=raw,
-            batch=parse_batch(raw.get("batch")),
+            batch=parse_batch(raw["batch"]),
         )
     except KeyError as error:
         raise ParamsError(f"params.yaml is missing the key {error.args[0]!r}") from None

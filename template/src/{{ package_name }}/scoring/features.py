@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -148,8 +149,9 @@ class FeatureSpace:
             namespace[name] = values
             if name in self.imputation:
                 matrix[:, len(self.numeric) + self.nullable_numeric.index(name)] = missing
+        slots: dict[str, np.ndarray] = {}
         for name in self._category_index:
-            namespace[name] = self._labels(columns, name)
+            namespace[name], slots[name] = self._categories(columns, name)
         derived_start = len(self.numeric) + len(self.nullable_numeric)
         for offset, spec in enumerate(self.derived):
             values = np.broadcast_to(
@@ -158,8 +160,7 @@ class FeatureSpace:
             values = np.where(np.isfinite(values), values, 0.0)
             matrix[:, derived_start + offset] = values
             namespace[spec.name] = values
-        for name, index in self._category_index.items():
-            positions = self._positions(name, namespace[name], index)
+        for name, positions in slots.items():
             matrix[np.arange(rows), self._offset[name] + positions] = 1.0
         return matrix
 
@@ -185,27 +186,36 @@ class FeatureSpace:
             raise ValueError(f"column {name!r} has infinite values")
         return values
 
-    @staticmethod
-    def _labels(columns: Mapping[str, Sequence[Any]], name: str) -> np.ndarray:
-        labels = np.empty(len(columns[name]), dtype=object)
-        labels[:] = [None if _is_missing(value) else value for value in columns[name]]
-        return labels
+    def _categories(self, columns: Mapping[str, Sequence[Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The labels of a categorical input (missing as None) and the one-hot slot of each row.
 
-    def _positions(self, name: str, labels: np.ndarray, index: Mapping[str, int]) -> np.ndarray:
+        The slots come from one dict lookup per value, iterated in C (map + np.fromiter); only the values
+        that lookup misses (NaN, a category the contract does not list, a missing non-nullable value, an
+        unhashable or non-string value) are looked at one by one, to place them or to say what is wrong.
+        """
+        raw = columns[name]
+        labels = np.empty(len(raw), dtype=object)
+        labels[:] = list(raw)
+        index = self._category_index[name]
         missing_slot = self._missing_slot[name]
-        positions = []
-        for value in labels:
-            if value is None:
+        lookup: dict[Any, int] = {**index, None: -1 if missing_slot is None else missing_slot}
+        try:
+            slots = np.fromiter(map(lookup.get, labels, repeat(-1)), dtype=np.intp, count=len(labels))
+        except TypeError:  # an unhashable value: the slow path below names it
+            slots = np.full(len(labels), -1, dtype=np.intp)
+        for row in np.flatnonzero(slots < 0):
+            value = labels[row]
+            if _is_missing(value):
                 if missing_slot is None:
                     raise ValueError(
                         f"column {name!r} has missing values but the contract says it is not nullable"
                     )
-                positions.append(missing_slot)
-                continue
-            found = index.get(value) if isinstance(value, str) else None
-            if found is None:
-                raise ValueError(
-                    f"column {name!r} has unknown category {value!r} (allowed: {', '.join(index)})"
-                )
-            positions.append(found)
-        return np.asarray(positions, dtype=np.intp)
+                labels[row], slots[row] = None, missing_slot
+            else:
+                found = index.get(value) if isinstance(value, str) else None
+                if found is None:
+                    raise ValueError(
+                        f"column {name!r} has unknown category {value!r} (allowed: {', '.join(index)})"
+                    )
+                slots[row] = found
+        return labels, slots

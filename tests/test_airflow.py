@@ -1,0 +1,335 @@
+"""orchestrator airflow: the generated DAG parses in a bare Airflow 3, follows dvc.yaml, and runs the pipeline.
+
+Airflow never enters the template's or the project's dependencies: the tests install apache-airflow and the three
+cloud providers (no ML library) once into a venv under the user's cache directory, keyed by the pins below, and
+run every check in that interpreter as a subprocess. The slow test runs the whole DAG with `dag.test()` in the
+local execution profile, Airflow's metadata database on a PostgreSQL server it starts on 127.0.0.1 (as production
+Airflow runs on PostgreSQL), and compares the model's metrics with `dvc repro` of the same render.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run
+
+AIRFLOW_PINS = (
+    "apache-airflow==3.3.2",
+    "apache-airflow-providers-amazon==9.39.0",
+    "apache-airflow-providers-google==22.8.0",
+    "apache-airflow-providers-cncf-kubernetes==10.25.0",
+    "apache-airflow-providers-postgres==7.1.1",
+)
+AIRFLOW_PYTHON = "3.11"
+# The operator each cloud's execution profile builds (runner.json `execution`); none: the local profile.
+OPERATORS = {
+    "aws": "EcsRunTaskOperator",
+    "gcp": "CloudRunExecuteJobOperator",
+    "azure": "KubernetesPodOperator",
+    "none": "_PythonDecoratedOperator",
+}
+ML_MODULES = ("sklearn", "pandas", "mlflow", "onnxruntime", "dvc", "customer_churn")
+# Every stage runs the same deterministic code on the same data: metrics may differ only by float formatting.
+METRICS_TOLERANCE = 1e-9
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    outside = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}
+    env = {key: value for key, value in os.environ.items() if key not in outside and not key.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DVC_NO_ANALYTICS": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def airflow_python() -> Path:
+    """A bare Airflow 3 (+ the cloud providers and PostgreSQL driver, no ML library), installed once per cache."""
+    key = hashlib.sha256(" ".join((AIRFLOW_PYTHON, *AIRFLOW_PINS)).encode()).hexdigest()[:12]
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests" / f"airflow-{key}"
+    python = root / "bin" / "python"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the cache: one installs, the others wait on the lock and reuse it
+    with (root.parent / f"airflow-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / ".complete").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            started = time.monotonic()
+            for command in (
+                ["uv", "venv", "--quiet", "--python", AIRFLOW_PYTHON, str(root)],
+                ["uv", "pip", "install", "--quiet", "--python", str(python), *AIRFLOW_PINS],
+            ):
+                result = run(command, cwd=root.parent, timeout=900)
+                assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-3000:]}"
+            (root / ".complete").write_text(f"{time.monotonic() - started:.0f} s\n")
+            print(f"  installed the Airflow test venv in {time.monotonic() - started:.0f} s")
+    return python
+
+
+DAGBAG_PROBE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+reports = {}
+for folder in sys.argv[2:]:
+    bag = DagBag(dag_folder=folder)
+    report = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        report["dags"][dag_id] = {
+            "schedule": str(getattr(dag.timetable, "expression", None)),
+            "params": sorted(dag.params.keys()),
+            "max_active_runs": dag.max_active_runs,
+            "tasks": [
+                {"id": t.task_id, "operator": type(t).__name__, "upstream": sorted(t.upstream_task_ids),
+                 "retries": t.retries,
+                 "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None}
+                for t in dag.topological_sort()
+            ],
+        }
+    reports[folder] = report
+reports["ml_modules"] = sorted(m for m in sys.argv[1].split(",") if m in sys.modules)
+print(json.dumps(reports))
+"""
+
+
+def dagbags(python: Path, folders: list[Path], home: Path) -> dict:
+    """DagBag of each folder, parsed in one process of the bare Airflow (its import costs seconds)."""
+    result = run(
+        [str(python), "-c", DAGBAG_PROBE, ",".join(ML_MODULES), *map(str, folders)],
+        cwd=home.parent,
+        timeout=300,
+        env=airflow_env(home),
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def dagbag(python: Path, folder: Path, home: Path) -> dict:
+    return dagbags(python, [folder], home)[str(folder)]
+
+
+CLOUDS = ("none", "aws", "gcp", "azure")
+
+
+@pytest.fixture(scope="session")
+def parsed(render: Callable[..., Path], airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The DAG of the airflow render of every cloud, parsed together."""
+    projects = {
+        cloud: render(orchestrator="airflow", cloud_provider=cloud, serving="none" if cloud == "none" else "container")
+        for cloud in CLOUDS
+    }
+    folders = {cloud: project / "orchestration" / "airflow" / "dags" for cloud, project in projects.items()}
+    reports = dagbags(airflow_python, list(folders.values()), tmp_path_factory.mktemp("airflow") / "home")
+    return {
+        "ml_modules": reports["ml_modules"],
+        **{cloud: (projects[cloud], reports[str(folder)]) for cloud, folder in folders.items()},
+    }
+
+
+def dvc_stages(project: Path) -> list[str]:
+    return list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_dag_parses_in_a_bare_airflow_with_one_task_per_stage(parsed: dict, cloud: str) -> None:
+    project, report = parsed[cloud]
+    assert report["errors"] == {}
+    assert parsed["ml_modules"] == [], "the DAG file must not import the pipeline's ML dependencies"
+    assert list(report["dags"]) == ["customer-churn-training"]
+    dag = report["dags"]["customer-churn-training"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    tasks = dag["tasks"]
+    assert [task["id"] for task in tasks] == dvc_stages(project)
+    assert {task["operator"] for task in tasks} == {OPERATORS[cloud]}
+    assert tasks[0]["upstream"] == []
+    assert "train" in tasks[-1]["upstream"]
+    settings = params["orchestration"]
+    assert {task["retries"] for task in tasks} == {settings["retries"]}
+    assert {task["timeout"] for task in tasks} == {settings["stage_timeout_minutes"] * 60}
+    assert settings["schedule"] in dag["schedule"]
+    assert dag["max_active_runs"] == 1
+    # every params.yaml section the stages read is a run parameter; the runner's own settings are not
+    assert set(dag["params"]) == {key for key in params if key != "orchestration"}
+
+
+def test_the_dvc_default_renders_no_orchestration(render: Callable[..., Path]) -> None:
+    project = render()
+    assert not (project / "orchestration").exists()
+    assert "orchestration" not in yaml.safe_load((project / "params.yaml").read_text())
+    assert "airflow" not in (project / "Makefile").read_text()
+
+
+def test_a_stage_added_to_dvc_yaml_reaches_the_dag_and_its_bundle(
+    render: Callable[..., Path], airflow_python: Path, tmp_path: Path
+) -> None:
+    """The one list of stages is dvc.yaml: a new stage is a new task, in the checkout and in the deployed bundle."""
+    project = tmp_path / "project"
+    shutil.copytree(render(orchestrator="airflow"), project)
+    dvc = yaml.safe_load((project / "dvc.yaml").read_text())
+    dvc["stages"]["model_card"] = {
+        "cmd": "python -m customer_churn.stages.model_card --reports-dir reports",
+        "deps": ["reports/gate.json", "models/metadata.json"],
+        "outs": [{"reports/model_card.md": {"cache": False}}],
+    }
+    (project / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    report = dagbag(airflow_python, project / "orchestration" / "airflow" / "dags", tmp_path / "home")
+    tasks = {task["id"]: task for task in report["dags"]["customer-churn-training"]["tasks"]}
+    assert list(tasks) == [*dvc_stages(project)]
+    assert tasks["model_card"]["upstream"] == ["gate", "train"]
+
+    # The deployed DAG folder: the DAG with the description `make airflow-bundle` writes, no checkout around it.
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(project / "orchestration" / "airflow" / "dags" / "training_pipeline.py", bundle)
+    shutil.copy(project / "orchestration" / "airflow" / "runner.json", bundle)
+    described = run(
+        ["python", "orchestration/pipeline.py", "describe", "--output", str(bundle / "pipeline.json")], cwd=project
+    )
+    assert described.returncode == 0, described.stderr
+    bundled = dagbag(airflow_python, bundle, tmp_path / "home")
+    assert bundled["errors"] == {}
+    assert [task["id"] for task in bundled["dags"]["customer-churn-training"]["tasks"]] == list(tasks)
+
+    # A stage that is not `python -m <package>.stages.<stage>` cannot be run by every orchestrator: refused.
+    dvc["stages"]["export"] = {"cmd": "bash scripts/export.sh", "deps": ["models/model.onnx"]}
+    (project / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    refused = dagbag(airflow_python, project / "orchestration" / "airflow" / "dags", tmp_path / "home")
+    assert refused["dags"] == {}
+    (error,) = refused["errors"].values()
+    assert "stage 'export' of dvc.yaml must run one command `python -m <package>.stages.<stage> ...`" in error
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole DAG on the sample: dag.test() in the local profile, metadata on PostgreSQL, against dvc repro
+# ---------------------------------------------------------------------------------------------------------------
+def postgres_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server on 127.0.0.1 for this test (as the postgres user when the tests run as root)."""
+    initdb, pg_ctl = postgres_binary("initdb"), postgres_binary("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (.ci/bootstrap installs them): no metadata database")
+    as_user: list[str] = []
+    data = Path(tempfile.mkdtemp(prefix="airflow-pg-"))
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None or run(["id", "postgres"], cwd=data).returncode != 0:
+            pytest.skip("running as root without a postgres user: initdb refuses to run as root")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(data, "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cluster = data / "cluster"
+    result = run([*as_user, initdb, "-D", str(cluster), "-U", "airflow", "--auth=trust", "-E", "UTF8"], cwd=data)
+    assert result.returncode == 0, result.stderr
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
+    result = run(
+        [*as_user, pg_ctl, "-D", str(cluster), "-o", options, "-w", "-l", str(data / "log"), "start"], cwd=data
+    )
+    assert result.returncode == 0, result.stderr + (data / "log").read_text()
+    try:
+        yield f"postgresql+psycopg2://airflow@127.0.0.1:{port}/postgres"
+    finally:
+        run([*as_user, pg_ctl, "-D", str(cluster), "-m", "fast", "-w", "stop"], cwd=data)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+DAG_TEST = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[sys.argv[2]]
+run = dag.test(run_conf=json.loads(sys.argv[3]))
+with create_session() as session:
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+    xcoms = {row.task_id: XComModel.deserialize_value(row) for row in session.query(XComModel).filter(
+        XComModel.dag_id == dag.dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value")}
+print(json.dumps({"run_id": run.run_id, "state": str(run.state), "states": states, "xcoms": xcoms}))
+"""
+
+
+def step(cwd: Path, command: list[str], env: dict[str, str], timeout: int = 900) -> tuple[float, str]:
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return time.monotonic() - started, result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_dag_test_runs_the_pipeline_locally_like_dvc_repro(
+    render: Callable[..., Path], airflow_python: Path, postgres: str, tmp_path: Path, task: str
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(render(orchestrator="airflow", cloud_provider="none", serving="none", task=task), project)
+    home, store = tmp_path / "airflow-home", tmp_path / "store"
+    env = airflow_env(home)
+    timings = {"uv sync": step(project, ["uv", "sync", "--locked", "--quiet"], env)[0]}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        step(project, command, env)
+    step(project, ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "start"], env)
+    timings["dvc repro"] = step(project, ["uv", "run", "--no-sync", "dvc", "repro"], env)[0]
+    expected = json.loads((project / "reports" / "metrics.json").read_text())["model"]
+    # The Airflow run starts from the same checkout without the first run's outputs and champion.
+    for produced in ("models", "reports", "data/processed", "mlruns.db", "mlartifacts"):
+        target = project / produced
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+
+    dags = project / "orchestration" / "airflow" / "dags"
+    local = airflow_env(
+        home,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres,
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW_VAR_PIPELINE_EXECUTION="local",
+        PIPELINE_PROJECT_DIR=str(project),
+        PIPELINE_STORE=str(store),
+    )
+    timings["airflow db migrate"] = step(project, [str(airflow_python.parent / "airflow"), "db", "migrate"], local)[0]
+    # A run parameter overridden for this run only: the raw data path, to the same file spelt differently.
+    raw = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]
+    conf = {"data": {"raw": f"./{raw}"}}
+    elapsed, output = step(
+        project, [str(airflow_python), "-c", DAG_TEST, str(dags), "customer-churn-training", json.dumps(conf)], local
+    )
+    timings["dag.test"] = elapsed
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["state"].endswith("success"), result
+    assert all(state.endswith("success") for state in result["states"].values()), result["states"]
+    gate = result["xcoms"]["gate"]["gate"]
+    assert gate["passed"] is True and gate["promoted"] is True, gate
+    metrics = result["xcoms"]["evaluate"]["metrics"]
+    assert metrics.keys() == expected.keys()
+    for name, value in expected.items():
+        assert abs(metrics[name] - value) <= METRICS_TOLERANCE, (name, metrics[name], value)
+    run_dir = store / "runs" / result["run_id"]
+    assert json.loads((run_dir / "reports" / "gate.json").read_text())["promoted"] is True
+    assert (store / "persist" / "models" / "champion" / "model.onnx").is_file()
+    print(f"  {task}: metrics {metrics}\n  timings: { {k: round(v, 1) for k, v in timings.items()} }")
