@@ -29,6 +29,7 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 ANSWERS = {"cloud_provider": "none", "serving": "container", "feature_store": "feast"}
+STARTUP_SECONDS = 240.0
 
 
 def render(project: Path) -> None:
@@ -62,7 +63,8 @@ def load(project: Path, work: Path, env: dict[str, str], body: Any, seconds: int
     port = bench.free_port()
     with bench.server(bench.service_cmd(project), project, {**bench.service_env(port, bench.WORKERS), **env}):
         url = f"http://127.0.0.1:{port}/predict"
-        bench.wait_for(url, json.dumps(body).encode())
+        # two workers each import Feast (seconds of CPU) before the first answer by id
+        bench.wait_for(url, json.dumps(body).encode(), deadline_s=STARTUP_SECONDS)
         bench.wrk(url, work, body, max(2, seconds // 3))  # warm-up
         return bench.wrk(url, work, body, seconds)
 
