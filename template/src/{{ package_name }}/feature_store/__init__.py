@@ -6,10 +6,14 @@ feature matrix (scoring/features.py), computed from the looked-up inputs exactly
 
 Importing Feast sets PROMETHEUS_MULTIPROC_DIR (and PROMETHEUS_MULTIPROCESS_DIR) to a directory of its own
 when they are unset (feast/metrics.py), which would switch the service's /metrics to multiprocess mode over an
-empty directory: this package imports it first and puts those variables back as they were.
+empty directory: this package imports it first and puts those variables back as they were. prometheus_client
+is imported before Feast, so its storage (in-process, or the service's multiprocess directory) is chosen from
+the service's own environment, whichever of the two is imported first.
 """
 
 import os
+
+import prometheus_client  # noqa: F401 (before Feast: its value storage is fixed when it is first imported)
 
 PROMETHEUS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 _before = {name: os.environ.get(name) for name in PROMETHEUS_VARIABLES}
