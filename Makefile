@@ -1,10 +1,11 @@
 # Tasks of the template repository itself. The generated project has its own Makefile (template/Makefile.jinja).
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint bench bench-batch docs locks tags clean
+.PHONY: help bootstrap demo test test-fast lint bench bench-batch bench-feature-store docs locks tags clean
 
 DEMO_DIR ?= build/demo
 BENCH_TASKS ?= binary,multiclass,regression
 BENCH_BATCH_ROWS ?= 1000000,10000000
+BENCH_SECONDS ?= 15
 export PATH := $(HOME)/.local/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export CKV_SKIP_PACKAGE_UPDATE_CHECK := true
@@ -33,6 +34,9 @@ bench: bootstrap ## Benchmark the golden path and the generated service per task
 
 bench-batch: bootstrap ## Benchmark batch scoring at 1M and 10M rows: in memory, streamed, Spark local[2] (benchmarks/results/batch.md)
 	uv run python benchmarks/bench_batch.py --rows $(BENCH_BATCH_ROWS)
+
+bench-feature-store: bootstrap ## /predict by id (SQLite and Redis online stores) beside the full record (benchmarks/results/feature_store.md)
+	uv run python benchmarks/bench_feature_store.py --seconds $(BENCH_SECONDS)
 
 docs: ## Regenerate the options reference from copier.yml and build the docs site (build/site)
 	uv run python hooks/options_reference.py

@@ -1,8 +1,9 @@
 """Regenerate the template's dependency locks: the uv.lock every render ships, one per lock profile.
 
 A lock profile is the set of answers that changes the generated pyproject.toml's dependencies: the cloud (its
-object-store libraries for DVC and batch scoring) and experiment tracking (mlflow). copier.yml computes it as
-`lock_profile` (`<cloud_provider>-<experiment_tracking>`), and `template/uv.lock.jinja` includes
+object-store libraries for DVC and batch scoring), experiment tracking (mlflow) and the feature store (feast).
+copier.yml computes it as `lock_profile` (`<cloud_provider>-<experiment_tracking>`, `-feast` appended with
+feature_store feast), and `template/uv.lock.jinja` includes
 `locks/<lock_profile>.lock`. Every other answer leaves the dependencies alone: the Python version only picks the
 interpreter, because `requires-python` is the template's floor and the lock resolves for every interpreter above it.
 
@@ -34,6 +35,8 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 LOCKS = TEMPLATE_ROOT / "locks"
 # The answers a lock profile is made of, in the order copier.yml's `lock_profile` joins them.
 PROFILE_ANSWERS = ("cloud_provider", "experiment_tracking")
+# The feature store adds a `-feast` suffix to the profile, for the clouds copier.yml's validator accepts it with.
+FEATURE_STORE_CLOUDS = ("none",)
 # The root package's entry is the only part of a lock that names the project.
 ROOT_ENTRY = '[[package]]\nname = "{name}"\nversion = "0.1.0"\nsource = {{ editable = "." }}\n'
 JINJA_MARKERS = ("{{", "{%", "{#")
@@ -43,7 +46,13 @@ def profiles(root: Path = TEMPLATE_ROOT) -> dict[str, dict[str, str]]:
     """Every lock profile copier.yml can compute: name -> the answers that select it."""
     config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8"))
     choices = [list(config[answer]["choices"].values()) for answer in PROFILE_ANSWERS]
-    return {"-".join(values): dict(zip(PROFILE_ANSWERS, values, strict=True)) for values in itertools.product(*choices)}
+    found = {
+        "-".join(values): dict(zip(PROFILE_ANSWERS, values, strict=True)) for values in itertools.product(*choices)
+    }
+    for name, answers in list(found.items()):
+        if answers["cloud_provider"] in FEATURE_STORE_CLOUDS:
+            found[f"{name}-feast"] = {**answers, "feature_store": "feast"}
+    return found
 
 
 def lock_path(profile: str, root: Path = TEMPLATE_ROOT) -> Path:

@@ -28,6 +28,8 @@ ANSWER_SPACE: dict[str, tuple] = {
     "kserve": (False, True),
     # asked only with experiment_tracking mlflow; managed only where the cloud has a managed MLflow (aws, azure)
     "tracking_server": ("local", "self_hosted", "managed"),
+    # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
+    "feature_store": ("none", "feast"),
     # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
     # (cloud_provider none: a local Airflow with the DAG's local execution profile)
     "orchestrator": ("dvc", "airflow"),
@@ -56,6 +58,14 @@ def allows(answers: dict) -> bool:
     if server != "local" and answers.get("experiment_tracking", "mlflow") != "mlflow":
         return False
     if server == "managed" and answers.get("cloud_provider", "aws") not in ("aws", "azure"):
+        return False
+    # the feature store's online store exists locally only (SQLite or Redis), not yet in a cloud: so feast also
+    # rules out what needs a cloud (a managed endpoint, Kubernetes, KServe)
+    if answers.get("feature_store") == "feast" and (
+        answers.get("cloud_provider", "none") != "none"
+        or not is_allowed("none", answers.get("serving", "none"))
+        or answers.get("kserve")
+    ):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud
     return not answers.get("kserve") or (

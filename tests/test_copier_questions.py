@@ -87,6 +87,9 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
+    ({"feature_store": "feast"}, 'feature_store "feast" runs with cloud_provider "none" only'),
+    ({"cloud_provider": "gcp", "feature_store": "feast"}, "choose feature_store none for a gcp project"),
+    ({"feature_store": "tecton"}, "feature_store"),
     # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
     ({"orchestrator": "kubeflow"}, "orchestrator"),
 ]
@@ -169,6 +172,18 @@ def test_tracking_server_is_accepted_where_it_exists(render, answers: dict, serv
 def test_tracking_server_is_not_asked_without_mlflow(render) -> None:
     answers = yaml.safe_load((render(experiment_tracking="none") / ".copier-answers.yml").read_text())
     assert "tracking_server" not in answers
+
+
+def test_feature_store_defaults_to_none_so_updates_add_nothing() -> None:
+    assert QUESTIONS["feature_store"]["default"] == "none", "existing projects must update to feature_store: none"
+
+
+def test_feature_store_is_recorded_and_picks_its_lock_profile(render) -> None:
+    project = render(cloud_provider="none", serving="none", feature_store="feast")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["feature_store"] == "feast"
+    assert (TEMPLATE_ROOT / "locks" / "none-mlflow-feast.lock").is_file()
+    assert "feast" in (project / "uv.lock").read_text()
 
 
 def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:

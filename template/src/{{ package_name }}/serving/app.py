@@ -8,6 +8,7 @@ a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -27,6 +28,14 @@ from ..metadata import ModelArtifactError
 from ..scoring.example import example_record
 from . import metrics
 from .auth import CHALLENGE, SECURITY_SCHEME, log_auth_mode
+from .entity_lookup import (
+    EntityRequest,
+    EntityRequestInvalid,
+    FeatureLookup,
+    as_records_payload,
+    entity_request,
+    load_lookup,
+)
 from .inference_log import InferenceLog
 from .middleware import RequestContextMiddleware
 from .predictor import Predictor
@@ -78,6 +87,23 @@ class ServiceState:
         self.predictor: Predictor | None = None
         self.inference_log: InferenceLog | None = None
         self.scorer: CoalescingScorer | None = None
+        self.features: FeatureLookup | None = None
+        self.features_error: str | None = None
+
+    def entity_request(self, payload: Any) -> EntityRequest | None:
+        if self.settings.feature_store_yaml is None:
+            return None
+        return entity_request(payload, self.contract, self.settings.max_batch_size)
+
+    def load_features(self) -> None:
+        """The online store of /predict by id (FEATURE_STORE_YAML); a failure leaves by-id requests a 503."""
+        try:
+            self.features = load_lookup(
+                self.settings.feature_store_yaml, self.contract, self.settings.feature_max_age_seconds
+            )
+        except Exception as error:
+            self.features_error = f"the feature store is not available: {error}"
+            logger.exception("the feature store failed to open: predictions by id answer 503")
 
     def load(self) -> None:
         try:
@@ -121,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log_auth_mode(state.settings.auth_mode, state.settings.api_keys)
+        state.load_features()
         state.load()
         yield
         state.close()
@@ -171,6 +198,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as error:
             return _error(400, f"the request body is not valid JSON: {error}")
 
+        # With a feature store (FEATURE_STORE_YAML), a body of ids only is looked up into full records.
+        try:
+            by_id = state.entity_request(payload)
+        except EntityRequestInvalid as error:
+            return _validation_error(error.errors, len(error.errors))
+        if by_id is not None:
+            looked_up = await _look_up(by_id)
+            if isinstance(looked_up, Response):
+                return looked_up
+            payload = looked_up
+
         try:
             parsed = state.parser.parse(payload)
         except RequestRejected as error:
@@ -190,6 +228,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if parsed.is_batch:
             return _json(200, {"predictions": predictions, "model_version": model_version})
         return _json(200, {**predictions[0], "model_version": model_version})
+
+    async def _look_up(request: EntityRequest) -> Any:
+        """The full-record body of a by-id request, or the 404/503 response that answers it."""
+        features = state.features
+        if features is None:
+            return _error(
+                503, f"{state.features_error or 'the feature store is not open'}; send the full record"
+            )
+        try:
+            found = await asyncio.to_thread(features.lookup, request.ids)
+        except Exception as error:  # unreachable, not applied or stale: the reason, never a 500
+            metrics.observe_feature_lookup_failure()
+            logger.warning("feature lookup failed", extra={"reason": str(error)})
+            return _error(503, str(error))
+        metrics.observe_feature_lookup(len(request.ids), found.seconds, features.materialized_until())
+        missing = [
+            entity for entity, record in zip(request.ids, found.records, strict=True) if record is None
+        ]
+        if missing:
+            metrics.observe_feature_lookup_misses(len(missing))
+            id_column = state.contract.id_column
+            named = ", ".join(repr(_cut(entity)) for entity in missing[:MAX_REPORTED_ERRORS])
+            more = (
+                f" and {len(missing) - MAX_REPORTED_ERRORS} more"
+                if len(missing) > MAX_REPORTED_ERRORS
+                else ""
+            )
+            return _error(404, f"no features in the online store for {id_column} {named}{more}")
+        return as_records_payload(request, [record for record in found.records if record is not None])
 
     async def version(request: Request) -> Response:
         """The model being served and the service code version."""
@@ -235,6 +302,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
         503: not_loaded,
     }
+    if state.settings.feature_store_yaml is not None:
+        predict_responses[404] = {
+            "model": ErrorResponse,
+            "description": "By id: the online store has no features for the named ids.",
+        }
+        predict_responses[503] = {
+            "model": ErrorResponse,
+            "description": "The model is not loaded; or, by id, the feature store is unreachable or stale.",
+        }
     version_responses: dict[int | str, dict[str, Any]] = {200: {"model": VersionResponse}, 503: not_loaded}
     secured: dict[str, Any] = {}
     if state.settings.auth_mode == "api_key":

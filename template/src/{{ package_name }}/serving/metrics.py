@@ -97,6 +97,44 @@ MODEL_AGE = Gauge(
     "model_age_seconds", "Seconds since the served model was trained.", multiprocess_mode="mostrecent"
 )
 
+# /predict by id (feature_store feast; serving/entity_lookup.py): the online store's lookups.
+FEATURE_LOOKUP_DURATION = Histogram(
+    "feature_lookup_duration_seconds",
+    "Time of one online-store read of /predict by id (all the ids of the request).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+FEATURE_LOOKUP_IDS = Counter(
+    "feature_lookup_ids_total", "Ids looked up in the online store (the denominator of the miss ratio)."
+)
+FEATURE_LOOKUP_MISSES = Counter(
+    "feature_lookup_misses_total", "Ids the online store had no features for (answered 404)."
+)
+FEATURE_LOOKUP_FAILURES = Counter(
+    "feature_lookup_failures_total",
+    "Lookups answered 503: the online store unreachable, not materialised, or older than "
+    "FEATURE_MAX_AGE_SECONDS.",
+)
+FEATURE_MATERIALIZED_UNTIL = Gauge(
+    "feature_store_materialized_until_timestamp_seconds",
+    "End of the latest materialisation window of the feature view (Unix time; the freshness alert's input).",
+    multiprocess_mode="max",
+)
+
+
+def observe_feature_lookup(ids: int, seconds: float, materialized_until: float | None) -> None:
+    FEATURE_LOOKUP_IDS.inc(ids)
+    FEATURE_LOOKUP_DURATION.observe(seconds)
+    if materialized_until is not None:
+        FEATURE_MATERIALIZED_UNTIL.set(materialized_until)
+
+
+def observe_feature_lookup_misses(count: int) -> None:
+    FEATURE_LOOKUP_MISSES.inc(count)
+
+
+def observe_feature_lookup_failure() -> None:
+    FEATURE_LOOKUP_FAILURES.inc()
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method, route, str(status)).inc()

@@ -36,6 +36,10 @@ class Settings:
     metrics_port: int = 9100
     # Connections (and requests) a worker holds at once; beyond it uvicorn answers 503 straight away.
     limit_concurrency: int = 100
+    # /predict by id (feature_store feast): the Feast configuration whose online store is read, and the age of
+    # its last materialisation beyond which lookups answer 503 (0: not checked)
+    feature_store_yaml: Path | None = None
+    feature_max_age_seconds: int = 0
 
     @property
     def production(self) -> bool:
@@ -69,6 +73,10 @@ class Settings:
             metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port, minimum=1, maximum=65_535),
             limit_concurrency=_integer(
                 env, "LIMIT_CONCURRENCY", defaults.limit_concurrency, minimum=1, maximum=100_000
+            ),
+            feature_store_yaml=Path(env["FEATURE_STORE_YAML"]) if env.get("FEATURE_STORE_YAML") else None,
+            feature_max_age_seconds=_integer(
+                env, "FEATURE_MAX_AGE_SECONDS", defaults.feature_max_age_seconds, minimum=0, maximum=10**9
             ),
             **_auth(env, defaults.auth_mode),
         )
