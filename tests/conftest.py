@@ -26,6 +26,8 @@ ANSWER_SPACE: dict[str, tuple] = {
     "python_version": ("3.11", "3.12", "3.13"),
     # asked only with serving kubernetes (copier.yml `when`); False is its default everywhere else
     "kserve": (False, True),
+    # asked only with experiment_tracking mlflow (`local` otherwise); managed only where the cloud has a managed MLflow
+    "tracking_server": ("local", "self_hosted", "managed"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -45,6 +47,11 @@ def allows(answers: dict) -> bool:
         and "serving" in answers
         and not is_allowed(answers["cloud_provider"], answers["serving"])
     ):
+        return False
+    tracking_server = answers.get("tracking_server", "local")
+    if tracking_server != "local" and answers.get("experiment_tracking", "mlflow") != "mlflow":
+        return False
+    if tracking_server == "managed" and answers.get("cloud_provider", "aws") not in ("aws", "azure"):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud
     return not answers.get("kserve") or (
@@ -102,6 +109,18 @@ CLOUD_SERVING_COMBOS = [
     for cloud in CLOUDS
     for serving in SERVING
     if is_allowed(cloud, serving)
+]
+
+# The Terraform of the shared tracking server depends on cloud x tracking_server: the first render of each such pair.
+CLOUD_TRACKING_COMBOS = [
+    next(row for row in RENDER_MATRIX if (row["cloud_provider"], row["tracking_server"]) == (cloud, tracking))
+    for cloud in CLOUDS
+    if cloud != "none"
+    for tracking in ANSWER_SPACE["tracking_server"]
+    if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
+]
+INFRA_COMBOS = [row for row in CLOUD_SERVING_COMBOS if row["cloud_provider"] != "none"] + [
+    row for row in CLOUD_TRACKING_COMBOS if row not in CLOUD_SERVING_COMBOS
 ]
 
 
