@@ -42,12 +42,13 @@ locals {
   tracking_create        = var.tracking_server_url == ""
   tracking_count         = local.tracking_create ? 1 : 0
   tracking_name          = "${local.name}-mlflow"
-  tracking_artifact_root = "s3://${aws_s3_bucket.project["models"].id}/mlflow"
+  tracking_models_bucket = "arn:${local.partition}:s3:::${local.buckets["models"]}"
+  tracking_artifact_root = "s3://${local.buckets["models"]}/mlflow"
   tracking_uri           = local.tracking_create ? aws_sagemaker_mlflow_tracking_server.main[0].arn : var.tracking_server_url
   # SigV4 needs no token audience; kept as an output so every cloud's module offers the same interface.
   tracking_audience = ""
   # The CI roles that call MLflow: the environment's and, where this stack has it, main's.
-  tracking_client_roles = concat([aws_iam_role.ci.id], var.create_main_branch_role ? [aws_iam_role.ci_main[0].id] : [])
+  tracking_client_roles = merge({ ci = aws_iam_role.ci.id }, var.create_main_branch_role ? { ci-main = aws_iam_role.ci_main[0].id } : {})
 }
 
 resource "aws_sagemaker_mlflow_tracking_server" "main" {
@@ -61,6 +62,8 @@ resource "aws_sagemaker_mlflow_tracking_server" "main" {
   automatic_model_registration = false
   # Maintenance once a week, at night (UTC).
   weekly_maintenance_window_start = "Sun:02:00"
+
+  depends_on = [aws_s3_bucket.project, aws_iam_role_policy.tracking]
 }
 
 # The server's own role: the artefact prefix of the models bucket, nothing else.
@@ -101,7 +104,7 @@ data "aws_iam_policy_document" "tracking_artifacts" {
   statement {
     sid       = "ListArtefactPrefix"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = [aws_s3_bucket.project["models"].arn]
+    resources = [local.tracking_models_bucket]
 
     condition {
       test     = "StringLike"
@@ -113,7 +116,7 @@ data "aws_iam_policy_document" "tracking_artifacts" {
   statement {
     sid       = "ReadWriteArtefacts"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.project["models"].arn}/mlflow/*"]
+    resources = ["${local.tracking_models_bucket}/mlflow/*"]
   }
 
   statement {
@@ -131,7 +134,7 @@ data "aws_iam_policy_document" "tracking_artifacts" {
 
 # CI: the MLflow data plane of this server (SigV4) and the artefact prefix, on the roles GitHub's OIDC token assumes.
 resource "aws_iam_role_policy" "ci_tracking" {
-  for_each = local.tracking_create ? toset(local.tracking_client_roles) : toset([])
+  for_each = local.tracking_create ? local.tracking_client_roles : {}
 
   name   = "mlflow-tracking"
   role   = each.value
@@ -148,13 +151,13 @@ data "aws_iam_policy_document" "ci_tracking" {
   statement {
     sid       = "ArtefactPrefix"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.project["models"].arn}/mlflow/*"]
+    resources = ["${local.tracking_models_bucket}/mlflow/*"]
   }
 
   statement {
     sid       = "ListArtefactPrefix"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.project["models"].arn]
+    resources = [local.tracking_models_bucket]
 
     condition {
       test     = "StringLike"
