@@ -135,7 +135,7 @@ locals {
   tracking_count  = local.tracking_create ? 1 : 0
   # Load-balancer and target-group names are at most 32 characters.
   tracking_name   = "${trimsuffix(substr(local.name, 0, 25), "-")}-mlflow"
-  tracking_bucket = "${var.project}-mlflow-${var.environment}"
+  tracking_bucket = local.access_logged_buckets["mlflow"]
   tracking_host   = var.tracking_domain != "" ? var.tracking_domain : try(aws_lb.tracking[0].dns_name, "")
   tracking_uri = (
     var.tracking_server_url != "" ? trimsuffix(var.tracking_server_url, "/")
@@ -900,8 +900,9 @@ resource "aws_lb" "tracking" {
   idle_timeout = 300
 
   access_logs {
-    bucket  = aws_s3_bucket.logs.id
-    prefix  = "alb-tracking"
+    bucket = aws_s3_bucket.logs.id
+    # The log bucket accepts load-balancer logs under alb/ only (storage.tf); file names carry the balancer's name.
+    prefix  = "alb"
     enabled = true
   }
 
