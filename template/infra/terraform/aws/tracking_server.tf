@@ -533,6 +533,9 @@ resource "aws_s3_bucket_logging" "tracking" {
   bucket        = aws_s3_bucket.tracking[0].id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${local.tracking_bucket}/"
+
+  # S3 refuses a logging target whose policy does not yet grant this bucket's logs (storage.tf).
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_s3_bucket_notification" "tracking" {
