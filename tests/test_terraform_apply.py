@@ -109,6 +109,16 @@ EMULATOR_EXCEPTIONS: dict[str, tuple[str, str]] = {
         "availability_zone_rebalancing, enable_ecs_managed_tags, health_check_grace_period_seconds]\n  }",
         "moto's ECS never starts tasks (as aws_ecs_service.api)",
     ),
+    "aws_rds_cluster.tracking": (
+        "lifecycle {\n    ignore_changes = [scaling_configuration]\n  }",
+        "moto's DescribeDBClusters returns a Serverless v1 ScalingConfiguration for every cluster, which the module "
+        "(Serverless v2, serverlessv2_scaling_configuration) never sets",
+    ),
+    "aws_rds_cluster_instance.tracking": (
+        "lifecycle {\n    ignore_changes = [performance_insights_enabled, performance_insights_kms_key_id, "
+        "performance_insights_retention_period]\n  }",
+        "moto's DescribeDBInstances does not return the Performance Insights settings it was given",
+    ),
     "aws_s3_bucket_notification.tracking": (
         "lifecycle {\n    ignore_changes = [eventbridge]\n  }",
         "moto's GetBucketNotificationConfiguration drops the (empty) EventBridgeConfiguration it stored",

@@ -205,12 +205,17 @@ resource "aws_route_table_association" "tracking" {
   route_table_id = aws_route_table.tracking[0].id
 }
 
-# Artefact traffic stays on the free S3 gateway endpoint instead of the NAT gateway.
-resource "aws_vpc_endpoint_route_table_association" "tracking_s3" {
+# Artefact traffic stays off the NAT gateway: a free S3 gateway endpoint of its own for the tracking route table (the
+# serving subnets' endpoint in network.tf lists its route tables itself, so it cannot take another one from here).
+resource "aws_vpc_endpoint" "tracking_s3" {
   count = local.tracking_count
 
-  vpc_endpoint_id = aws_vpc_endpoint.s3.id
-  route_table_id  = aws_route_table.tracking[0].id
+  vpc_id            = aws_vpc.main.id
+  service_name      = "com.amazonaws.${var.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.tracking[0].id]
+
+  tags = { Name = "${local.name}-tracking-s3" }
 }
 
 # Security groups: allowed clients -> load balancer 443 -> OAuth2-proxy 4180; task -> PostgreSQL 5432 and HTTPS out.
