@@ -125,6 +125,18 @@ CLOUD_SERVING_COMBOS = [
     if is_allowed(cloud, serving)
 ]
 
+# The Terraform of the shared tracking server depends on cloud x tracking_server: the first render of each such pair.
+CLOUD_TRACKING_COMBOS = [
+    next(row for row in RENDER_MATRIX if (row["cloud_provider"], row["tracking_server"]) == (cloud, tracking))
+    for cloud in CLOUDS
+    if cloud != "none"
+    for tracking in ANSWER_SPACE["tracking_server"]
+    if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
+]
+INFRA_COMBOS = [row for row in CLOUD_SERVING_COMBOS if row["cloud_provider"] != "none"] + [
+    row for row in CLOUD_TRACKING_COMBOS if row not in CLOUD_SERVING_COMBOS
+]
+
 
 def non_default(answers: dict) -> dict:
     """The answers that differ from the defaults (one render serves every spelling of the same answer set)."""

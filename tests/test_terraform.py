@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLOUD_SERVING_COMBOS, combo_id, run, tool
+from conftest import CLOUD_SERVING_COMBOS, INFRA_COMBOS, combo_id, run, tool
 from terraform_hcl import load
 
-INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] != "none"]
 NO_INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] == "none"]
 ENVIRONMENTS = ("staging", "production")
 PROVIDERS = {"aws": "aws", "gcp": "google", "azure": "azurerm"}

@@ -2,7 +2,9 @@
 
 Static checks and mocked plans (tests/test_terraform_plan.py) cannot see what only an apply shows: a missing
 dependency between two resources, an argument the API refuses, an attribute that never settles (a perpetual diff).
-For the container, batch and managed modes, with staging's values and an image deployed, this test:
+For the container, batch and managed modes, with staging's values and an image deployed (batch with tracking_server
+self_hosted, so the MLflow server of tracking_server.tf is applied too: ECS, load balancer, Aurora, NAT gateway,
+Secrets Manager), this test:
 
 1. starts `moto_server` on a free port of 127.0.0.1 (nothing else is contacted: every endpoint of the provider is
    pointed at it by an override file only this test writes, in a copy of the render);
@@ -10,7 +12,8 @@ For the container, batch and managed modes, with staging's values and an image d
 3. a second `terraform plan -detailed-exitcode` must exit 0 (no change: no perpetual diff);
 4. `terraform destroy` must succeed and leave no resource in the state; then the server is stopped.
 
-What moto cannot model is listed in EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and
+SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
+mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and
 why); nothing else is changed or skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
 """
 
@@ -42,7 +45,7 @@ REGION = "us-east-1"
 # fake credentials: the apply fails instead of silently leaving 127.0.0.1.
 SERVICES = (
     "acm", "appautoscaling", "budgets", "cloudwatch", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms", "logs",
-    "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
+    "rds", "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
 )  # fmt: skip
 # Emulator limits: resource address -> (HCL the test's override file puts in that resource, why). Everything here is
 # a gap of moto 5.x against the real API, found by this test; the module itself is applied unchanged otherwise.
@@ -101,6 +104,25 @@ EMULATOR_EXCEPTIONS: dict[str, tuple[str, str]] = {
         "lifecycle {\n    ignore_changes = [rotation_period_in_days]\n  }",
         "moto's GetKeyRotationStatus returns no RotationPeriodInDays, so the 365 days always look unset",
     ),
+    "aws_ecs_service.tracking": (
+        "wait_for_steady_state = false\n  lifecycle {\n    ignore_changes = [desired_count, "
+        "availability_zone_rebalancing, enable_ecs_managed_tags, health_check_grace_period_seconds]\n  }",
+        "moto's ECS never starts tasks (as aws_ecs_service.api)",
+    ),
+    "aws_rds_cluster.tracking": (
+        "lifecycle {\n    ignore_changes = [scaling_configuration]\n  }",
+        "moto's DescribeDBClusters returns a Serverless v1 ScalingConfiguration for every cluster, which the module "
+        "(Serverless v2, serverlessv2_scaling_configuration) never sets",
+    ),
+    "aws_rds_cluster_instance.tracking": (
+        "lifecycle {\n    ignore_changes = [performance_insights_enabled, performance_insights_kms_key_id, "
+        "performance_insights_retention_period]\n  }",
+        "moto's DescribeDBInstances does not return the Performance Insights settings it was given",
+    ),
+    "aws_s3_bucket_notification.tracking": (
+        "lifecycle {\n    ignore_changes = [eventbridge]\n  }",
+        "moto's GetBucketNotificationConfiguration drops the (empty) EventBridgeConfiguration it stored",
+    ),
     "aws_s3_bucket_notification.project": (
         "lifecycle {\n    ignore_changes = [eventbridge]\n  }",
         "moto's GetBucketNotificationConfiguration drops the (empty) EventBridgeConfiguration it stored",
@@ -117,6 +139,10 @@ RULES_REFERENCING_GROUPS = (
     "aws_vpc_security_group_egress_rule.api_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_s3",
+    "aws_vpc_security_group_egress_rule.tracking_alb_to_proxy",
+    "aws_vpc_security_group_ingress_rule.tracking_task_from_alb",
+    "aws_vpc_security_group_egress_rule.tracking_task_to_db",
+    "aws_vpc_security_group_ingress_rule.tracking_db_from_task",
 )
 for _address in RULES_REFERENCING_GROUPS:
     EMULATOR_EXCEPTIONS[_address] = ("lifecycle {\n    ignore_changes = [description]\n  }", RULE_DESCRIPTION_GAP)
@@ -233,6 +259,28 @@ def _oidc_variable(url: str) -> str:
     )
 
 
+def _tracking_variables(url: str) -> list[str]:
+    """The self-hosted tracking server's settings (tracking_server.tf): its OIDC secrets in Secrets Manager, as in use."""
+    import boto3
+
+    secrets = boto3.client(
+        "secretsmanager", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    client = secrets.create_secret(Name="mlflow-oidc-client", SecretString="not-a-real-client-secret")["ARN"]
+    cookie = secrets.create_secret(Name="mlflow-oidc-cookie", SecretString="not-a-real-cookie-secret")["ARN"]
+    certificate = _certificate(url)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@" + IMAGE_DIGEST
+    return [
+        f'-var=tracking_oidc={{issuer="https://login.example.com", client_id="mlflow", client_secret_arn="{client}", '
+        f'cookie_secret_arn="{cookie}", email_domains=["example.com"]}}',
+        f"-var=tracking_server_image={image.format('mlflow')}",
+        f"-var=tracking_proxy_image={image.format('oauth2-proxy')}",
+        f"-var=tracking_certificate_arn={certificate}",
+        "-var=tracking_domain=mlflow.example.com",
+        '-var=tracking_allowed_ingress_cidrs=["0.0.0.0/0"]',
+    ]
+
+
 def _resources(state: dict) -> list[dict]:
     def walk(module: dict) -> Iterator[dict]:
         yield from module.get("resources", [])
@@ -246,7 +294,9 @@ def _resources(state: dict) -> list[dict]:
 def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_path: Path) -> None:
     if TERRAFORM is None or not provider_available("aws"):
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
-    source = render(cloud_provider="aws", serving=mode) / "infra" / "terraform" / "aws"
+    # batch also carries the self-hosted tracking server (the network it shares with the batch job included).
+    tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
+    source = render(cloud_provider="aws", serving=mode, **tracking) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)
@@ -269,6 +319,8 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     variables = ["-var-file=envs/staging.tfvars", f"-var=image_tag={IMAGE_TAG}", f"-var=image_digest={IMAGE_DIGEST}"]
     if mode == "container":
         variables += [f"-var=certificate_arn={_certificate(moto)}", f"-var={_oidc_variable(moto)}"]
+    if tracking:
+        variables += _tracking_variables(moto)
     common = ["-input=false", "-no-color", "-parallelism=30"]
     timings: dict[str, float] = {}
 
@@ -304,6 +356,12 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     assert destroy.returncode == 0, f"{mode}: destroy failed:\n{destroy.stdout[-6000:]}\n{destroy.stderr[-6000:]}"
     remaining, _ = _terraform(["state", "list"], workdir, env, STEP_TIMEOUT)
     assert remaining.stdout.strip() == "", f"{mode}: still in the state after destroy:\n{remaining.stdout}"
+
+    if tracking:
+        created = {r["address"] for r in applied}
+        expected = {"aws_rds_cluster.tracking[0]", "aws_ecs_service.tracking[0]", "aws_lb.tracking[0]",
+                    "aws_nat_gateway.tracking[0]", "aws_s3_bucket.tracking[0]", "aws_ecs_task_definition.tracking[0]"}  # fmt: skip
+        assert expected <= created, f"{mode}: tracking server resources not applied: {sorted(expected - created)}"
 
     print(
         f"{mode}: {len(applied)} resources applied ({len(tagged)} tagged), "

@@ -22,7 +22,7 @@ REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 REFERENCE = re.compile(r"aws_s3_bucket\.(?P<name>\w+)")
 # Files that exist only for some serving modes (copier.yml `_exclude`); everything else is in every render.
 MODE_FILES = {
-    "container": {"serving_container.tf", "monitoring_container.tf", "ecs.tf", "network.tf"},
+    "container": {"serving_container.tf", "monitoring_container.tf", "ecs.tf", "network.tf", "network_public.tf"},
     "managed": {"serving_managed.tf", "monitoring_managed.tf"},
     "batch": {"serving_batch.tf", "monitoring_batch.tf", "ecs.tf", "network.tf"},
     "none": {"serving_none.tf"},

@@ -2,7 +2,8 @@
 
 Every cloud's module ships infra/terraform/<cloud>/tests/*.tftest.hcl (plan.tftest.hcl for every serving mode,
 serving_<mode>.tftest.hcl for its mode only) that `make infra-test` runs once per environment with
--var-file=envs/<environment>.tfvars. Parametrized over conftest's CLOUD_SERVING_COMBOS with a cloud:
+-var-file=envs/<environment>.tfvars. Parametrized over conftest's INFRA_COMBOS (every cloud x serving and
+cloud x tracking_server pair with a cloud):
 - the test files are the ones of this render's serving mode (copier.yml `_exclude`), parse as HCL (python-hcl2)
   and are `terraform fmt` clean, for every cloud (no provider needed);
 - `terraform test` passes for staging and production, for every render whose provider is in the local mirror
@@ -20,10 +21,9 @@ from pathlib import Path
 
 import hcl2
 import pytest
-from conftest import CLOUD_SERVING_COMBOS, combo_id, run
+from conftest import INFRA_COMBOS, combo_id, run
 from terraform_hcl import RootModule
 
-INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] != "none"]
 ENVIRONMENTS = ("staging", "production")
 PROVIDERS = {"aws": "aws", "gcp": "google", "azure": "azurerm"}
 TERRAFORM = shutil.which("terraform") or (
@@ -97,7 +97,14 @@ def _unknown_references(module: Path) -> list[str]:
 def test_test_files_follow_the_serving_mode(infra: tuple[dict, Path]) -> None:
     answers, module = infra
     present = {path.name for path in _test_files(module)}
-    assert present == {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"}, combo_id(answers)
+    tracking = {
+        "self_hosted": {"tracking_server.tftest.hcl"},
+        "managed": {"aws": {"tracking_sagemaker.tftest.hcl"}, "azure": {"tracking_azureml.tftest.hcl"}}.get(
+            answers["cloud_provider"], set()
+        ),
+    }.get(answers.get("tracking_server", "local"), set())
+    expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"} | tracking
+    assert present == expected, combo_id(answers)
 
 
 def test_test_files_parse_and_are_formatted(infra: tuple[dict, Path]) -> None:

@@ -47,6 +47,8 @@ locals {
     "logs:*",
     "s3:*",
     "sagemaker:*",
+    # SageMaker managed MLflow's data plane (tracking_server = managed): every client call is SigV4-signed with it.
+    "sagemaker-mlflow:*",
     "scheduler:*",
     "sns:*",
     "wafv2:*",

@@ -8,6 +8,9 @@ locals {
     models = "${var.project}-models-${var.environment}"
   }
   log_bucket_name = "${var.project}-logs-${var.environment}"
+  # Buckets whose S3 access logs the log bucket accepts: the project's, and the artefact bucket of the self-hosted
+  # MLflow server (tracking_server.tf) under its fixed name, which only that bucket of this account can ever use.
+  access_logged_buckets = merge(local.buckets, { mlflow = "${var.project}-mlflow-${var.environment}" })
 }
 
 resource "aws_s3_bucket" "project" {
@@ -239,7 +242,7 @@ data "aws_iam_policy_document" "logs_bucket" {
   # Each project bucket delivers its access logs under its own prefix only (aws:SourceArn: no other bucket, not even
   # one of this account, can write there), the policy shape the S3 documentation recommends.
   dynamic "statement" {
-    for_each = local.buckets
+    for_each = local.access_logged_buckets
 
     content {
       sid       = "S3ServerAccessLogs${title(statement.key)}"

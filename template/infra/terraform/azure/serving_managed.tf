@@ -6,18 +6,15 @@
 # 2024-04-01). `make deploy ENV=<env> IMAGE_TAG=<sha>` stays a plain terraform apply: a new tag creates a new
 # environment version and rolls the deployment onto it.
 
-terraform {
-  required_providers {
-    azapi = {
-      source  = "Azure/azapi"
-      version = "~> 2.0"
-    }
-  }
-}
-
 # The online endpoint reaches storage and the key vault as a trusted Azure service; no subnet of ours is involved.
 locals {
   trusted_subnet_ids = []
+}
+
+variable "ml_workspace_public_network_access" {
+  description = "Open the workspace's APIs (still Entra ID only) to clients outside Azure: needed when the workspace is also the MLflow tracking server of CI and people (tracking_server = managed)."
+  type        = bool
+  default     = false
 }
 
 variable "managed_instance_type" {
@@ -51,7 +48,8 @@ resource "azurerm_application_insights" "ml" {
 
 # The workspace only hosts the endpoint: no data, datasets or compute live in it (the model is baked into the
 # image), so it is not flagged high business impact (that setting governs workspace compute and diagnostics). Its
-# own APIs and studio are closed to the internet; the endpoint's scoring URL is public with Entra ID token auth.
+# own APIs and studio are closed to the internet (unless it is also the MLflow tracking server, tracking_azureml.tf);
+# the endpoint's scoring URL is public with Entra ID token auth.
 resource "azurerm_machine_learning_workspace" "main" {
   name                          = "${local.short_name}-ml"
   location                      = azurerm_resource_group.main.location
@@ -59,7 +57,7 @@ resource "azurerm_machine_learning_workspace" "main" {
   application_insights_id       = azurerm_application_insights.ml.id
   key_vault_id                  = azurerm_key_vault.main.id
   storage_account_id            = azurerm_storage_account.main.id
-  public_network_access_enabled = false
+  public_network_access_enabled = var.ml_workspace_public_network_access
   high_business_impact          = false
   sku_name                      = "Basic"
   tags                          = local.tags

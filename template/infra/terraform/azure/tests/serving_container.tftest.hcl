@@ -5,6 +5,9 @@ mock_provider "azurerm" {
   source = "./tests/mocks"
 }
 
+# azapi is required by the module (versions.tf); nothing of this mode uses it.
+mock_provider "azapi" {}
+
 # CD deploys by digest (production refuses a tag alone).
 variables {
   image_digest = "sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
