@@ -84,13 +84,21 @@ def all_pairs(space: dict[str, tuple], allowed: Callable[[dict], bool]) -> list[
     def pairs(row: dict) -> set[tuple]:
         return {(a, row[a], b, row[b]) for i, a in enumerate(names) for b in names[i + 1 :] if a in row and b in row}
 
+    def completable(row: dict) -> bool:
+        """Whether some full answer set that `allowed` accepts contains `row` (a pair can look fine on its own,
+        e.g. tracking_server managed and feature_store feast, and still exclude every cloud)."""
+        if not allowed(row):
+            return False
+        name = next((name for name in names if name not in row), None)
+        return name is None or any(completable({**row, name: value}) for value in space[name])
+
     uncovered = [
         (a, va, b, vb)
         for i, a in enumerate(names)
         for b in names[i + 1 :]
         for va in space[a]
         for vb in space[b]
-        if allowed({a: va, b: vb})
+        if completable({a: va, b: vb})
     ]
     missing = set(uncovered)
     rows: list[dict] = []
@@ -100,7 +108,7 @@ def all_pairs(space: dict[str, tuple], allowed: Callable[[dict], bool]) -> list[
         for name in names:
             if name in row:
                 continue
-            candidates = [value for value in space[name] if allowed({**row, name: value})]
+            candidates = [value for value in space[name] if completable({**row, name: value})]
             row[name] = max(candidates, key=lambda value: len(pairs({**row, name: value}) & missing))
         rows.append({name: row[name] for name in names})
         missing -= pairs(row)
