@@ -1,11 +1,12 @@
 """Regenerate the template's dependency locks: the uv.lock every render ships, one per lock profile.
 
 A lock profile is the set of answers that changes the generated pyproject.toml's dependencies: the cloud (its
-object-store libraries for DVC and batch scoring), experiment tracking (mlflow) and the feature store (feast).
-copier.yml computes it as `lock_profile` (`<cloud_provider>-<experiment_tracking>`, `-feast` appended with
-feature_store feast), and `template/uv.lock.jinja` includes
-`locks/<lock_profile>.lock`. Every other answer leaves the dependencies alone: the Python version only picks the
-interpreter, because `requires-python` is the template's floor and the lock resolves for every interpreter above it.
+object-store libraries for DVC and batch scoring), experiment tracking (mlflow), the managed MLflow's client
+plugin and the feature store (feast). copier.yml computes it as `lock_profile`
+(`<cloud_provider>-<experiment_tracking>`, `-managed` appended with tracking_server managed, `-feast` with
+feature_store feast), and `template/uv.lock.jinja` includes `locks/<lock_profile>.lock`. Every other answer
+leaves the dependencies alone: the Python version only picks the interpreter, because `requires-python` is the
+template's floor and the lock resolves for every interpreter above it.
 
 For each profile this script renders the template's working tree with that profile's answers (defaults for the
 rest), runs `uv lock` there, starting from the stored lock so that versions move only where the dependencies
@@ -37,6 +38,8 @@ LOCKS = TEMPLATE_ROOT / "locks"
 PROFILE_ANSWERS = ("cloud_provider", "experiment_tracking")
 # The feature store adds a `-feast` suffix to the profile, for the clouds copier.yml's validator accepts it with.
 FEATURE_STORE_CLOUDS = ("none",)
+# tracking_server managed adds a `-managed` suffix (its MLflow plugin), on the clouds that have a managed MLflow.
+MANAGED_TRACKING_CLOUDS = ("aws", "azure")
 # The root package's entry is the only part of a lock that names the project.
 ROOT_ENTRY = '[[package]]\nname = "{name}"\nversion = "0.1.0"\nsource = {{ editable = "." }}\n'
 JINJA_MARKERS = ("{{", "{%", "{#")
@@ -52,6 +55,8 @@ def profiles(root: Path = TEMPLATE_ROOT) -> dict[str, dict[str, str]]:
     for name, answers in list(found.items()):
         if answers["cloud_provider"] in FEATURE_STORE_CLOUDS:
             found[f"{name}-feast"] = {**answers, "feature_store": "feast"}
+        if answers["cloud_provider"] in MANAGED_TRACKING_CLOUDS and answers["experiment_tracking"] == "mlflow":
+            found[f"{name}-managed"] = {**answers, "tracking_server": "managed"}
     return found
 
 
