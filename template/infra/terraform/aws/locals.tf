@@ -1,4 +1,7 @@
 locals {
+  # The sampled inference log (serving/inference_log.py) lands here; `make drift-pull` reads the same prefix.
+  inference_log_prefix = "inference/"
+  inference_log_uri    = "s3://${aws_s3_bucket.project["data"].bucket}/${local.inference_log_prefix}"
   name       = "${var.project}-${var.environment}"
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
