@@ -19,10 +19,10 @@ Something drifts when BOTH its PSI reaches `psi_threshold` (the shift is large e
 p-value is below `p_value_threshold` (the shift is not sampling noise): p-values alone flag trivial shifts on
 large samples, PSI alone flags noise on small ones. Thresholds come from the `drift:` section of params.yaml.
 
-No data is a warning while the served model is new and a failure after it: once `no_data_grace_days` have passed
-since the champion's promotion (models/registry.json), a check without enough records means the inference log
-stopped arriving (docs/runbooks/drift.md), status "no_data" with "grace_expired": true and exit status 3. The
-report gives the time and age of the newest record either way.
+No data is a warning while the served model is new and a failure after it: once `no_data_grace_days` have
+passed since the champion's promotion (models/registry.json), a check without enough records means the
+inference log stopped arriving (docs/runbooks/drift.md): status "no_data" with "grace_expired": true, exit
+status 3. The report gives the time and age of the newest record either way.
 
 Writes reports/drift.json and reports/drift.html. Exit status: 0 no drift, 1 drift, 2 not enough current data
 (within the grace period), 3 not enough current data after it.
@@ -94,6 +94,7 @@ class DriftSettings:
                 window_days=int(section["window_days"]),
                 model_dir=Path(section.get("model_dir") or DEFAULT_MODEL_DIR),
                 no_data_grace_days=int(section.get("no_data_grace_days", DEFAULT_GRACE_DAYS)),
+                registry=Path(section.get("registry") or DEFAULT_REGISTRY),
             )
         except KeyError as missing:
             raise ValueError(f"{path}: drift.{missing.args[0]} is missing") from None
@@ -443,7 +444,7 @@ def deployed_at(registry: Path) -> tuple[str | None, datetime | None]:
 
 
 def freshness(current: CurrentData, settings: DriftSettings, now: datetime) -> dict[str, Any]:
-    """The newest record's time and age, the champion's promotion time and whether the grace period is over."""
+    """The newest record's time and age, the champion's promotion time, whether the grace period is over."""
     version, promoted = deployed_at(settings.registry)
     newest = current.newest
     days_deployed = (now - promoted).total_seconds() / 86_400 if promoted else None
@@ -486,12 +487,15 @@ def detect_drift(
             f"{no_data_hint()}."
         )
         age = fresh["newest_record_age_seconds"]
-        newest = f"the newest record is {age / 86_400:.1f} days old" if age is not None else "no record at all"
+        newest = (
+            f"the newest record is {age / 86_400:.1f} days old" if age is not None else "no record at all"
+        )
         if fresh["grace_expired"]:
             message = (
-                f"the inference log stopped arriving: {len(current)} records in {current_source} and {newest}, "
-                f"{settings.no_data_grace_days} days (drift.no_data_grace_days) after model {fresh['champion']} "
-                f"was promoted on {fresh['promoted_at']} (docs/runbooks/drift.md). " + message
+                f"the inference log stopped arriving: {len(current)} records in {current_source} and "
+                f"{newest}, {settings.no_data_grace_days} days (drift.no_data_grace_days) after model "
+                f"{fresh['champion']} was promoted on {fresh['promoted_at']} (docs/runbooks/drift.md). "
+                + message
             )
         else:
             message += f" ({newest}; a failure once drift.no_data_grace_days have passed since the promotion)"

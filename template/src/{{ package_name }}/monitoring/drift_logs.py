@@ -2,17 +2,17 @@
 
 The service samples scored records into $INFERENCE_LOG_DIR/inference-<time>-<host>-<pid>-<n>.jsonl, one JSON
 object per record: {"ts", "model_version", "features", "prediction", "bucket"} (serving/inference_log.py).
-Locally that is data/inference/; a deployed service's shipper (serving/log_shipper.py) uploads them to the data
-bucket, and `pull` copies them here:
+Locally that is data/inference/; a deployed service's shipper (serving/log_shipper.py) uploads them to the
+data bucket, and `pull` copies them here:
 
     python -m <package>.monitoring.drift_logs pull gs://<bucket>/inference/ [--destination data/inference]
 
 A SageMaker endpoint runs the container without network access, so it cannot ship its own log: the endpoint's
 data capture writes the requests and responses instead (<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl,
-one {"captureData": {"endpointInput", "endpointOutput"}, "eventMetadata"} object per call). `pull` converts each
-captured call into the records above (inference-capture-*.jsonl): the features of every record of the request,
-its prediction and the model_version of the response; the bucket is not in a response, so those records count
-for input drift only.
+one {"captureData": {"endpointInput", "endpointOutput"}, "eventMetadata"} object per call). `pull` converts
+each captured call into the records above (inference-capture-*.jsonl): the features of every record of the
+request, its prediction and the model_version of the response; the bucket is not in a response, so those
+records count for input drift only.
 
 Which columns are inputs, and which are numbers or categories, comes from contract.yaml.
 """
@@ -165,7 +165,9 @@ def pull(source_uri: str, destination: Path) -> list[Path]:
         if local.exists():  # a capture file is written once, complete
             continue
         with filesystem.open(remote, "r", encoding="utf-8") as handle:
-            records = [record for line in handle if line.strip() for record in capture_records(json.loads(line))]
+            records = [
+                record for line in handle if line.strip() for record in capture_records(json.loads(line))
+            ]
         temporary = local.with_name(f".{local.name}.tmp")
         temporary.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
         temporary.replace(local)
@@ -193,7 +195,9 @@ def capture_records(event: dict[str, Any]) -> list[dict[str, Any]]:
     for position, features in enumerate(inputs):
         if not isinstance(features, dict):
             continue
-        prediction = outputs[position] if position < len(outputs) and isinstance(outputs[position], dict) else {}
+        prediction = (
+            outputs[position] if position < len(outputs) and isinstance(outputs[position], dict) else {}
+        )
         records.append(
             {
                 "ts": stamp,

@@ -1,8 +1,8 @@
 """Run the service: `python -m <package>.serving [serve]` (SageMaker starts containers with `serve`).
 
 Configuration comes from the environment: HOST, PORT, METRICS_PORT, WEB_CONCURRENCY, LOG_LEVEL, AUTH_MODE and
-the other variables read by settings.Settings. With INFERENCE_LOG_URI set, this process also runs the inference
-log shipper (serving/log_shipper.py) beside the workers.
+the other variables read by settings.Settings. With INFERENCE_LOG_URI set, this process also runs the
+inference log shipper (serving/log_shipper.py) beside the workers.
 """
 
 from __future__ import annotations

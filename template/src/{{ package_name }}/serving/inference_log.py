@@ -133,7 +133,7 @@ class InferenceLog:
     def _close(self) -> None:
         if self._file is None or self._path is None:
             return
-        # Dropped first: a failed close cannot leave a half-closed stream in use; the next record opens a new file.
+        # Dropped first: a failed close leaves no half-closed stream in use; the next record opens a new file.
         stream, path = self._file, self._path
         self._file, self._path = None, None
         try:

@@ -3,10 +3,10 @@
 One shipper runs per container, in the process that supervises the workers (serving/__main__.py), when
 INFERENCE_LOG_URI names a destination (s3://<bucket>/<prefix>/, gs://..., az://<container>/<prefix>/ with
 AZURE_STORAGE_ACCOUNT_NAME, or a local directory). Every `interval` seconds it uploads each closed
-inference-*.jsonl file, oldest first, under the same name, then deletes the local copy; the credentials are the
-workload's own (ECS task role, GKE / EKS / AKS workload identity, Container Apps or Azure ML managed identity,
-Vertex AI service account), found by the cloud SDK's default chain: no key is configured. The workload may
-write under that prefix only (Terraform).
+inference-*.jsonl file, oldest first, under the same name, then deletes the local copy; the credentials are
+the workload's own (ECS task role, GKE / EKS / AKS workload identity, Container Apps or Azure ML managed
+identity, Vertex AI service account), found by the cloud SDK's default chain: no key is configured. The
+workload may write under that prefix only (Terraform).
 
 It never touches a request: the workers only write local files. A failed upload is retried on the next pass
 with exponential backoff (capped); local disk stays bounded: beyond `max_bytes` of closed files the oldest are
@@ -23,10 +23,9 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from . import metrics
@@ -62,7 +61,9 @@ def _s3_uploader(bucket: str, prefix: str) -> Uploader:
 
     def upload(path: Path, name: str) -> None:
         with path.open("rb") as body:
-            client.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=body, ContentType="application/x-ndjson")
+            client.put_object(
+                Bucket=bucket, Key=f"{prefix}{name}", Body=body, ContentType="application/x-ndjson"
+            )
 
     return upload
 
@@ -83,7 +84,9 @@ def _azure_uploader(container: str, prefix: str, environ: Mapping[str, str] | No
     env = os.environ if environ is None else environ
     account = env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
     if not account:
-        raise ValueError("INFERENCE_LOG_URI az://... needs AZURE_STORAGE_ACCOUNT_NAME (the data storage account)")
+        raise ValueError(
+            "INFERENCE_LOG_URI az://... needs AZURE_STORAGE_ACCOUNT_NAME (the data storage account)"
+        )
     blob = importlib.import_module("azure.storage.blob")
     identity = importlib.import_module("azure.identity")
     service = blob.BlobServiceClient(
@@ -194,7 +197,9 @@ class LogShipper:
             path.unlink(missing_ok=True)
             total -= sizes[path]
             metrics.INFERENCE_LOG_DROPPED_FILES.inc()
-            logger.warning("inference log over its disk bound: dropped the oldest file", extra={"file": path.name})
+            logger.warning(
+                "inference log over its disk bound: dropped the oldest file", extra={"file": path.name}
+            )
         metrics.INFERENCE_LOG_PENDING_BYTES.set(total)
 
 

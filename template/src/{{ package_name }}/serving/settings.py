@@ -74,16 +74,32 @@ class Settings:
             ),
             inference_log_uri=env.get("INFERENCE_LOG_URI", defaults.inference_log_uri).strip(),
             inference_log_rotate_seconds=_integer(
-                env, "INFERENCE_LOG_ROTATE_SECONDS", defaults.inference_log_rotate_seconds, minimum=1, maximum=86_400
+                env,
+                "INFERENCE_LOG_ROTATE_SECONDS",
+                defaults.inference_log_rotate_seconds,
+                minimum=1,
+                maximum=86_400,
             ),
             inference_log_rotate_bytes=_integer(
-                env, "INFERENCE_LOG_ROTATE_BYTES", defaults.inference_log_rotate_bytes, minimum=1_024, maximum=1 << 30
+                env,
+                "INFERENCE_LOG_ROTATE_BYTES",
+                defaults.inference_log_rotate_bytes,
+                minimum=1_024,
+                maximum=1 << 30,
             ),
             inference_log_ship_seconds=_integer(
-                env, "INFERENCE_LOG_SHIP_SECONDS", defaults.inference_log_ship_seconds, minimum=1, maximum=3_600
+                env,
+                "INFERENCE_LOG_SHIP_SECONDS",
+                defaults.inference_log_ship_seconds,
+                minimum=1,
+                maximum=3_600,
             ),
             inference_log_max_bytes=_integer(
-                env, "INFERENCE_LOG_MAX_BYTES", defaults.inference_log_max_bytes, minimum=1 << 20, maximum=1 << 40
+                env,
+                "INFERENCE_LOG_MAX_BYTES",
+                defaults.inference_log_max_bytes,
+                minimum=1 << 20,
+                maximum=1 << 40,
             ),
             app_env=env.get("APP_ENV", defaults.app_env).strip().lower(),
             metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port, minimum=1, maximum=65_535),
