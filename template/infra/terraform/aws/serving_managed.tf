@@ -171,8 +171,8 @@ resource "aws_sagemaker_endpoint_configuration" "api" {
   }
 
   # The container runs without network access (enable_network_isolation), so it cannot ship its own inference log:
-  # SageMaker captures a sample of the calls into the data bucket instead, and `make drift-pull` converts them to
-  # the inference log's records (monitoring/drift_logs.py). Files appear within minutes of the calls.
+  # SageMaker captures a sample of the calls into the data bucket instead, and the drift check's pull converts them to
+  # the inference log's records. Files appear within minutes of the calls.
   data_capture_config {
     enable_capture              = var.data_capture_percentage > 0
     initial_sampling_percentage = var.data_capture_percentage

@@ -1,5 +1,5 @@
 # The sampled inference log: serving/log_shipper.py in the service uploads each closed file with the runtime
-# managed identity (AZURE_CLIENT_ID) to az://data/inference/, where `make drift-pull` reads it. The role assignment's
+# managed identity (AZURE_CLIENT_ID) to az://data/inference/, where the drift check reads it. The role assignment's
 # condition (Azure ABAC) limits every blob action of the identity in the data container to that prefix.
 
 locals {

@@ -1,5 +1,5 @@
 locals {
-  # The sampled inference log lands under this prefix of the data bucket; `make drift-pull` reads it.
+  # The sampled inference log lands under this prefix of the data bucket; the drift check reads it.
   inference_log_prefix = "inference/"
   inference_log_uri    = "gs://${google_storage_bucket.this["data"].name}/${local.inference_log_prefix}"
   # <project>-<environment>: the base of every resource name.

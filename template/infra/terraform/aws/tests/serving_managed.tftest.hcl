@@ -53,7 +53,7 @@ run "deploy_of_an_image_tag" {
   }
 
   # The container has no network (network isolation): SageMaker's data capture writes the calls under the inference
-  # log prefix, which `make drift-pull` converts, and the execution role may only add objects there.
+  # log prefix, which the drift check's pull converts, and the execution role may only add objects there.
   assert {
     condition = (
       aws_sagemaker_endpoint_configuration.api[0].data_capture_config[0].enable_capture
