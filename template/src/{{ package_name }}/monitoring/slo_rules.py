@@ -399,8 +399,9 @@ def inference_log_alerts(config: dict[str, Any], settings: dict[str, Any]) -> li
             runbook="alerts/inference-log.md",
             summary="Inference log files were dropped before upload",
             description=(
-                "{{ $value | printf \"%.0f\" }} inference log files waited for upload longer than the local disk "
-                f"bound (INFERENCE_LOG_MAX_BYTES) allows and were deleted in the last {window}."
+                '{{ $value | printf "%.0f" }} inference log files waited for upload longer than the local '
+                "disk bound (INFERENCE_LOG_MAX_BYTES) allows and were deleted in the last "
+                f"{window}."
             ),
         ),
     ]
