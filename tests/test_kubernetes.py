@@ -457,7 +457,8 @@ def test_cloud_values_reach_the_release(combo: tuple[dict, Path], environment: s
     assert settings["data"]["AUTH_MODE"] == "none", "the service's auth mode is set where the boundary is known"
     # The log shipper uploads the sampled inference log to the prefix drift reads, with the pod's workload identity
     # (the server's service account is the one bound to the cloud identity that may write there: Terraform).
-    assert settings["data"]["INFERENCE_LOG_URI"] == f"{BUCKET_SCHEMES[cloud]}{'data' if cloud == 'azure' else f'{SLUG}-data-{environment}'}/inference/"
+    bucket = "data" if cloud == "azure" else f"{SLUG}-data-{environment}"
+    assert settings["data"]["INFERENCE_LOG_URI"] == f"{BUCKET_SCHEMES[cloud]}{bucket}/inference/"
     assert ("AZURE_STORAGE_ACCOUNT_NAME" in settings["data"]) == (cloud == "azure")
     assert int(settings["data"]["INFERENCE_LOG_MAX_BYTES"]) < 256 * 1024 * 1024, "the backlog fits the pod's /tmp"
 
