@@ -4,7 +4,7 @@ One shipper runs per container, in the process that supervises the workers (serv
 INFERENCE_LOG_URI names a destination (s3://<bucket>/<prefix>/, gs://..., az://<container>/<prefix>/ with
 AZURE_STORAGE_ACCOUNT_NAME, or a local directory). Every `interval` seconds it uploads each closed
 inference-*.jsonl file, oldest first, under the same name, then deletes the local copy; the credentials are
-the workload's own (ECS task role, GKE / EKS / AKS workload identity, Container Apps or Azure ML managed
+the workload's own (ECS task role, a Kubernetes workload identity, Container Apps or Azure ML managed
 identity, Vertex AI service account), found by the cloud SDK's default chain: no key is configured. The
 workload may write under that prefix only (Terraform).
 
@@ -80,7 +80,7 @@ def _gcs_uploader(bucket: str, prefix: str) -> Uploader:
 
 
 def _azure_uploader(container: str, prefix: str, environ: Mapping[str, str] | None) -> Uploader:
-    # DefaultAzureCredential: the managed identity named by AZURE_CLIENT_ID, or the AKS workload identity.
+    # DefaultAzureCredential: the managed identity of AZURE_CLIENT_ID, or a Kubernetes workload identity.
     env = os.environ if environ is None else environ
     account = env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
     if not account:
