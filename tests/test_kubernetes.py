@@ -129,6 +129,7 @@ def k8s_manifests(project: Path, cloud: str, environment: str, **overrides: str)
         "K8S_BATCH_IDENTITY": batch,
         "K8S_BATCH_INPUT_URI": f"{scheme}{bucket}/batch/input/records.csv",
         "K8S_BATCH_OUTPUT_URI": f"{scheme}{bucket}/batch/output/predictions.csv",
+        "K8S_INFERENCE_LOG_URI": f"{scheme}{bucket}/inference/",
         **({"K8S_STORAGE_ACCOUNT": "customerchurnstgabc123"} if cloud == "azure" else {}),
         **overrides,
     }
@@ -454,6 +455,12 @@ def test_cloud_values_reach_the_release(combo: tuple[dict, Path], environment: s
     # Internal by default: the class of the internal controller, unless Terraform's ingress_class says otherwise.
     assert ingress["spec"]["ingressClassName"] == "nginx-internal"
     assert settings["data"]["AUTH_MODE"] == "none", "the service's auth mode is set where the boundary is known"
+    # The log shipper uploads the sampled inference log to the prefix drift reads, with the pod's workload identity
+    # (the server's service account is the one bound to the cloud identity that may write there: Terraform).
+    bucket = "data" if cloud == "azure" else f"{SLUG}-data-{environment}"
+    assert settings["data"]["INFERENCE_LOG_URI"] == f"{BUCKET_SCHEMES[cloud]}{bucket}/inference/"
+    assert ("AZURE_STORAGE_ACCOUNT_NAME" in settings["data"]) == (cloud == "azure")
+    assert int(settings["data"]["INFERENCE_LOG_MAX_BYTES"]) < 256 * 1024 * 1024, "the backlog fits the pod's /tmp"
 
 
 def test_a_public_ingress_is_an_explicit_choice(render, tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ MODEL_ALERTS = {
     "InputOutOfTrainingRange",
     "InputMissingRateHigh",
     "ModelStale",
+    "InferenceLogNotShipped",
+    "InferenceLogDropped",
 }
 PROMETHEUS_BUILTIN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 PROMQL_WORDS = {

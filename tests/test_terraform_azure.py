@@ -406,3 +406,36 @@ def test_cd_promotes_the_tested_digest_before_the_production_deploy(render) -> N
     assert module.locals["image_name"] == "${azurerm_container_registry.main.login_server}/${var.project}"
     assert 'repository="${IMAGE_REPOSITORY#*/}"' in script and '--image "$repository:$IMAGE_TAG"' in script
     assert "--write-enabled false" in script, "the promoted tag is locked like the pushed one"
+
+
+@pytest.mark.parametrize("serving", ["container", "kubernetes", "managed", "batch"])
+def test_the_service_writes_its_inference_log_under_the_prefix_only(render, serving: str) -> None:
+    """The runtime identity ships the inference log: every blob action on the data container limited to
+    inference/ by an ABAC condition; the service is told where (INFERENCE_LOG_URI + the account)."""
+    module = azure_module(render, serving=serving)
+    assignments = module.of_type("azurerm_role_assignment")
+    if serving == "batch":  # no service, no log: the batch job's own grant is in serving_batch.tf
+        assert "runtime_writes_inference_log" not in assignments
+        return
+    grant = assignments["runtime_writes_inference_log"]
+    assert grant["principal_id"] == "${azurerm_user_assigned_identity.runtime.principal_id}"
+    assert grant["scope"] == '${azurerm_storage_container.main["data"].id}'
+    assert grant["condition_version"] == "2.0"
+    condition = grant["condition"]
+    for action in ("read", "write", "add/action", "delete"):
+        assert (
+            f"!(ActionMatches{{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/{action}'}})"
+            in condition
+        )
+    assert "blobs:path] StringStartsWith '${local.inference_log_prefix}'" in condition
+    assert module.locals["inference_log_prefix"] == "inference/"
+    if serving == "container":
+        (app,) = module.of_type("azurerm_container_app").values()
+        env = {item["name"]: item["value"] for item in app["template"][0]["container"][0]["env"]}
+    elif serving == "managed":
+        env = module.of_type("azapi_resource")["ml_deployment"]["body"]["properties"]["environmentVariables"]
+    else:  # kubernetes: make k8s-manifests merges the output into the server's ConfigMap (tests/test_kubernetes.py)
+        assert module.outputs["inference_log_uri"][0]["value"] == "${local.inference_log_uri}"
+        return
+    assert env["INFERENCE_LOG_URI"] == "${local.inference_log_uri}"
+    assert env["AZURE_STORAGE_ACCOUNT_NAME"] == "${azurerm_storage_account.main.name}"

@@ -483,3 +483,24 @@ def test_pull_request_plans_log_in_as_the_plan_service_account(render) -> None:
     assert infra["jobs"]["plan"]["strategy"]["matrix"]["environment"] == ["staging"]
     docs = (project / "docs/ci-cd.md").read_text(encoding="utf-8")
     assert "| repository | `GCP_CI_PLAN_SERVICE_ACCOUNT` | `ci_plan_service_account` of staging" in docs
+
+
+@pytest.mark.parametrize("serving", ["container", "kubernetes", "managed"])
+def test_the_service_writes_its_inference_log_under_the_prefix_only(render, serving: str) -> None:
+    """Cloud Run writes through its Cloud Storage volume (objectUser: the volume reads, lists and renames); the log
+    shipper of GKE and Vertex AI only creates objects (objectCreator). Either way only under inference/."""
+    module = Module(render(cloud_provider="gcp", serving=serving) / "infra" / "terraform" / "gcp")
+    (grant,) = [
+        body
+        for _, name, body in module.resources("google_storage_bucket_iam_member")
+        if name == "runtime_writes_inference_log"
+    ]
+    assert grant["member"] == "${google_service_account.runtime.member}"
+    assert grant["role"] == ("roles/storage.objectUser" if serving == "container" else "roles/storage.objectCreator")
+    (condition,) = grant["condition"]
+    assert condition["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.this["data"].name}'
+        '/objects/${local.inference_log_prefix}")'
+    )
+    assert module.locals()["inference_log_prefix"] == "inference/"
+    assert ("inference_log_uri" in module.declared("output")) == (serving != "container")

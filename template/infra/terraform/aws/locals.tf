@@ -1,7 +1,13 @@
 locals {
-  name       = "${var.project}-${var.environment}"
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
+  # The sampled inference log (serving/inference_log.py) lands here; the drift check reads the same prefix.
+  inference_log_prefix = "inference/"
+  inference_log_uri    = "s3://${aws_s3_bucket.project["data"].bucket}/${local.inference_log_prefix}"
+  # serving managed: SageMaker's data capture of the endpoint's calls (converted by the drift check's pull).
+  data_capture_prefix = "${local.inference_log_prefix}capture/"
+  data_capture_uri    = "s3://${aws_s3_bucket.project["data"].bucket}/${local.data_capture_prefix}"
+  name                = "${var.project}-${var.environment}"
+  account_id          = data.aws_caller_identity.current.account_id
+  partition           = data.aws_partition.current.partition
 
   is_production = var.environment == "production"
 

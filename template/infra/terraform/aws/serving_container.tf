@@ -513,7 +513,7 @@ resource "aws_iam_role" "task" {
 }
 
 resource "aws_iam_role_policy" "task" {
-  name   = "read-models"
+  name   = "read-models-write-inference-log"
   role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.task.json
 }
@@ -528,6 +528,26 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "DecryptModelArtifacts"
     actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
+
+  # serving/log_shipper.py uploads the closed inference log files: new objects under the prefix, nothing else
+  # (no read, no delete, no other key of the data bucket).
+  statement {
+    sid       = "WriteInferenceLogOnly"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.project["data"].arn}/${local.inference_log_prefix}*"]
+  }
+
+  statement {
+    sid       = "EncryptInferenceLog"
+    actions   = ["kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]
 
     condition {
@@ -554,7 +574,9 @@ resource "aws_ecs_task_definition" "api" {
     cpu_architecture        = "X86_64"
   }
 
-  # The root filesystem is read-only; the service writes only its sampled inference log, to scratch space.
+  # The root filesystem is read-only; the service writes only its sampled inference log, to scratch space, from
+  # which the shipper in the same container uploads each closed file to the data bucket within a minute
+  # (INFERENCE_LOG_ROTATE_SECONDS + INFERENCE_LOG_SHIP_SECONDS).
   volume {
     name = "tmp"
   }
@@ -573,6 +595,8 @@ resource "aws_ecs_task_definition" "api" {
         { name = "WEB_CONCURRENCY", value = tostring(var.web_concurrency) },
         { name = "LOG_LEVEL", value = "info" },
         { name = "INFERENCE_LOG_DIR", value = "/tmp/inference" },
+        { name = "INFERENCE_LOG_URI", value = local.inference_log_uri },
+        { name = "INFERENCE_LOG_ROTATE_SECONDS", value = "60" },
         { name = "MAX_REQUEST_BYTES", value = tostring(local.waf_body_limit_bytes) },
         { name = "AUTH_MODE", value = local.service_auth_mode },
       ]

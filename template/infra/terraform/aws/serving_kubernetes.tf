@@ -126,11 +126,11 @@ resource "aws_iam_role" "workload" {
   permissions_boundary = aws_iam_policy.boundary.arn
 }
 
-# The service reads the model bucket.
+# The service reads the model bucket and writes its inference log under the data bucket's inference/ prefix.
 resource "aws_iam_role_policy" "workload_server" {
   count = local.cluster_enabled ? 1 : 0
 
-  name   = "read-models"
+  name   = "read-models-write-inference-log"
   role   = aws_iam_role.workload["server"].id
   policy = data.aws_iam_policy_document.workload_server.json
 }
@@ -145,6 +145,25 @@ data "aws_iam_policy_document" "workload_server" {
   statement {
     sid       = "DecryptModelArtifacts"
     actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
+
+  # serving/log_shipper.py in the pod uploads the closed inference log files: new objects under the prefix only.
+  statement {
+    sid       = "WriteInferenceLogOnly"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.project["data"].arn}/${local.inference_log_prefix}*"]
+  }
+
+  statement {
+    sid       = "EncryptInferenceLog"
+    actions   = ["kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]
 
     condition {

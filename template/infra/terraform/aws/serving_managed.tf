@@ -9,6 +9,17 @@ variable "endpoint_instance_type" {
   default     = "ml.t2.medium"
 }
 
+variable "data_capture_percentage" {
+  description = "Share of the endpoint's calls (percent) its data capture writes to the data bucket for the drift check; the service's INFERENCE_LOG_SAMPLE_RATE elsewhere."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.data_capture_percentage >= 0 && var.data_capture_percentage <= 100
+    error_message = "data_capture_percentage must be between 0 and 100."
+  }
+}
+
 variable "endpoint_min_instances" {
   description = "Minimum (and initial) number of endpoint instances."
   type        = number
@@ -60,7 +71,7 @@ data "aws_iam_policy_document" "sagemaker_trust" {
 }
 
 resource "aws_iam_role_policy" "sagemaker" {
-  name   = "pull-image-write-logs-metrics"
+  name   = "pull-image-write-logs-metrics-capture"
   role   = aws_iam_role.sagemaker.id
   policy = data.aws_iam_policy_document.sagemaker.json
 }
@@ -76,6 +87,25 @@ data "aws_iam_policy_document" "sagemaker" {
     sid       = "PullProjectImage"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
     resources = [local.image_repository_arn]
+  }
+
+  # Data capture writes with the execution role: new objects under the capture prefix only.
+  statement {
+    sid       = "WriteDataCaptureOnly"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.project["data"].arn}/${local.data_capture_prefix}*"]
+  }
+
+  statement {
+    sid       = "EncryptDataCapture"
+    actions   = ["kms:GenerateDataKey", "kms:Encrypt"]
+    resources = [aws_kms_key.main.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
   }
 
   statement {
@@ -138,6 +168,28 @@ resource "aws_sagemaker_endpoint_configuration" "api" {
     model_name             = aws_sagemaker_model.api[0].name
     instance_type          = var.endpoint_instance_type
     initial_instance_count = var.endpoint_min_instances
+  }
+
+  # The container runs without network access (enable_network_isolation), so it cannot ship its own inference log:
+  # SageMaker captures a sample of the calls into the data bucket instead, and the drift check's pull converts them to
+  # the inference log's records. Files appear within minutes of the calls.
+  data_capture_config {
+    enable_capture              = var.data_capture_percentage > 0
+    initial_sampling_percentage = var.data_capture_percentage
+    destination_s3_uri          = local.data_capture_uri
+    kms_key_id                  = aws_kms_key.main.arn
+
+    capture_options {
+      capture_mode = "Input"
+    }
+
+    capture_options {
+      capture_mode = "Output"
+    }
+
+    capture_content_type_header {
+      json_content_types = ["application/json"]
+    }
   }
 
   lifecycle {

@@ -94,6 +94,19 @@ resource "azurerm_container_app" "service" {
         name  = "AZURE_CLIENT_ID"
         value = azurerm_user_assigned_identity.runtime.client_id
       }
+      # serving/log_shipper.py uploads the closed inference log files to the data container (inference_log.tf).
+      env {
+        name  = "INFERENCE_LOG_URI"
+        value = local.inference_log_uri
+      }
+      env {
+        name  = "AZURE_STORAGE_ACCOUNT_NAME"
+        value = azurerm_storage_account.main.name
+      }
+      env {
+        name  = "INFERENCE_LOG_ROTATE_SECONDS"
+        value = "60"
+      }
 
       # Internal ingress is the boundary (or public_endpoint, the explicit choice): the service does not check keys.
       env {

@@ -161,6 +161,11 @@ resource "azapi_resource" "ml_deployment" {
       environmentVariables = {
         APP_ENV         = var.environment
         AZURE_CLIENT_ID = azurerm_user_assigned_identity.runtime.client_id
+        # serving/log_shipper.py uploads the closed inference log files to the data container (inference_log.tf).
+        INFERENCE_LOG_URI            = local.inference_log_uri
+        AZURE_STORAGE_ACCOUNT_NAME   = azurerm_storage_account.main.name
+        INFERENCE_LOG_DIR            = "/tmp/inference"
+        INFERENCE_LOG_ROTATE_SECONDS = "60"
         # The endpoint authenticates every call with an Entra ID token (authMode AADToken) before the container.
         AUTH_MODE = "gateway" # the online endpoint authenticates every call (Entra ID token)
       }

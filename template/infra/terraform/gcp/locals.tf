@@ -1,4 +1,7 @@
 locals {
+  # The sampled inference log lands under this prefix of the data bucket; the drift check reads it.
+  inference_log_prefix = "inference/"
+  inference_log_uri    = "gs://${google_storage_bucket.this["data"].name}/${local.inference_log_prefix}"
   # <project>-<environment>: the base of every resource name.
   name = "${var.project}-${var.environment}"
 

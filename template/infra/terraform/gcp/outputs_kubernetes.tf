@@ -49,3 +49,8 @@ output "ingress_class" {
   description = "IngressClass of the service's Ingress (make k8s-manifests sets it): internal unless chosen otherwise."
   value       = var.ingress_class
 }
+
+output "inference_log_uri" {
+  description = "Where the service's log shipper uploads the sampled inference log (INFERENCE_LOG_URI of the server's ConfigMap)."
+  value       = local.inference_log_uri
+}

@@ -4,11 +4,10 @@
 # probe (/ready: the model is loaded) passes; a revision that never becomes ready never receives traffic. Roll back
 # by deploying the previous tag. Callers need roles/run.invoker (invoker_members) unless allow_unauthenticated.
 
-locals {
-  # Inference logs (JSON lines for drift detection) are written through a Cloud Storage volume: the container's
-  # own filesystem is in memory and lost with the instance.
-  inference_log_prefix = "inference/"
-}
+# Inference logs (JSON lines for drift detection) are written through a Cloud Storage volume (local.inference_log_prefix):
+# the container's own filesystem is in memory and lost with the instance. Cloud Run keeps the volume rather than the
+# log shipper: the platform uploads each file as it is closed (every INFERENCE_LOG_ROTATE_SECONDS) with the service's
+# own identity, and no upload code runs beside the requests.
 
 resource "google_project_service" "run" {
   project            = var.gcp_project_id

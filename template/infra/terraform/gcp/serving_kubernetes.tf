@@ -154,3 +154,16 @@ output "service_url" {
   description = "HTTPS URL of the service's Ingress (https://<service_domain>); empty until service_domain is set."
   value       = var.service_domain != "" ? "https://${var.service_domain}" : ""
 }
+
+# serving/log_shipper.py uploads the closed inference log files with the runtime service account: it may create
+# objects under the inference log prefix only (no read, no delete, nothing else in the bucket).
+resource "google_storage_bucket_iam_member" "runtime_writes_inference_log" {
+  bucket = google_storage_bucket.this["data"].name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.runtime.member
+
+  condition {
+    title      = "inference-log-prefix-only"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.this["data"].name}/objects/${local.inference_log_prefix}\")"
+  }
+}

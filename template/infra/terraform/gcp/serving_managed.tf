@@ -51,3 +51,21 @@ output "image" {
   description = "Image of image_tag that `make vertex-deploy` uploads as the endpoint's model (empty until an image_tag is deployed)."
   value       = local.serving_enabled ? local.image : ""
 }
+
+# serving/log_shipper.py uploads the closed inference log files with the runtime service account: it may create
+# objects under the inference log prefix only (no read, no delete, nothing else in the bucket).
+resource "google_storage_bucket_iam_member" "runtime_writes_inference_log" {
+  bucket = google_storage_bucket.this["data"].name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.runtime.member
+
+  condition {
+    title      = "inference-log-prefix-only"
+    expression = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.this["data"].name}/objects/${local.inference_log_prefix}\")"
+  }
+}
+
+output "inference_log_uri" {
+  description = "INFERENCE_LOG_URI that `make vertex-deploy` gives the model's container: its log shipper uploads there."
+  value       = local.inference_log_uri
+}

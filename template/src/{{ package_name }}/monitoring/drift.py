@@ -19,12 +19,19 @@ Something drifts when BOTH its PSI reaches `psi_threshold` (the shift is large e
 p-value is below `p_value_threshold` (the shift is not sampling noise): p-values alone flag trivial shifts on
 large samples, PSI alone flags noise on small ones. Thresholds come from the `drift:` section of params.yaml.
 
-Writes reports/drift.json and reports/drift.html. Exit status: 0 no drift, 1 drift, 2 not enough current data.
+No data is a warning while the served model is new and a failure after it: once `no_data_grace_days` have
+passed since the champion's promotion (models/registry.json), a check without enough records means the
+inference log stopped arriving (docs/runbooks/drift.md): status "no_data" with "grace_expired": true, exit
+status 3. The report gives the time and age of the newest record either way.
+
+Writes reports/drift.json and reports/drift.html. Exit status: 0 no drift, 1 drift, 2 not enough current data
+(within the grace period), 3 not enough current data after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -46,8 +53,10 @@ from ..tables.files import input_columns_of, read_table
 from .drift_logs import CurrentData, model_inputs, read_current
 from .drift_report import write_reports
 
-EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_NO_DATA = 0, 1, 2
+EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_NO_DATA, EXIT_NO_DATA_AFTER_GRACE = 0, 1, 2, 3
 DEFAULT_MODEL_DIR = Path("models/champion")
+DEFAULT_REGISTRY = Path("models/registry.json")
+DEFAULT_GRACE_DAYS = 7
 PREDICTION = "prediction"
 # Share given to an empty bin so the PSI logarithm stays finite.
 _EMPTY_BIN_SHARE = 1e-4
@@ -64,6 +73,8 @@ class DriftSettings:
     min_records: int
     window_days: int
     model_dir: Path = DEFAULT_MODEL_DIR
+    no_data_grace_days: int = DEFAULT_GRACE_DAYS
+    registry: Path = DEFAULT_REGISTRY
 
     @classmethod
     def from_params(cls, path: Path) -> DriftSettings:
@@ -82,6 +93,8 @@ class DriftSettings:
                 min_records=int(section["min_records"]),
                 window_days=int(section["window_days"]),
                 model_dir=Path(section.get("model_dir") or DEFAULT_MODEL_DIR),
+                no_data_grace_days=int(section.get("no_data_grace_days", DEFAULT_GRACE_DAYS)),
+                registry=Path(section.get("registry") or DEFAULT_REGISTRY),
             )
         except KeyError as missing:
             raise ValueError(f"{path}: drift.{missing.args[0]} is missing") from None
@@ -143,9 +156,16 @@ class DriftReport:
     drifted_features: list[str]
     features: list[FeatureDrift]
     prediction: PredictionCheck
+    freshness: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grace_expired(self) -> bool:
+        return self.status == "no_data" and bool(self.freshness.get("grace_expired"))
 
     @property
     def exit_code(self) -> int:
+        if self.grace_expired:
+            return EXIT_NO_DATA_AFTER_GRACE
         return {"drift": EXIT_DRIFT, "no_drift": EXIT_NO_DRIFT, "no_data": EXIT_NO_DATA}[self.status]
 
     @property
@@ -158,6 +178,8 @@ class DriftReport:
             "status": self.status,
             "drift_detected": self.status == "drift",
             "message": self.message,
+            "grace_expired": self.grace_expired,
+            "freshness": self.freshness,
             "generated_at": self.generated_at,
             "reference": self.reference,
             "current": self.current,
@@ -407,6 +429,35 @@ def no_data_hint(makefile: Path = Path("Makefile")) -> str:
     return "or pass --current <file> (a CSV / Parquet table or a JSONL inference log of model inputs)"
 
 
+def deployed_at(registry: Path) -> tuple[str | None, datetime | None]:
+    """(model version, promotion time) of the champion in models/registry.json; (None, None) without one."""
+    if not registry.is_file():
+        return None, None
+    try:
+        payload = json.loads(registry.read_text(encoding="utf-8"))
+        champion = payload.get("champion")
+        entries = [entry for entry in payload.get("history", []) if entry.get("model_version") == champion]
+        stamp = datetime.fromisoformat(str(entries[-1]["promoted_at"]).replace("Z", "+00:00"))
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError):
+        return None, None
+    return champion, stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def freshness(current: CurrentData, settings: DriftSettings, now: datetime) -> dict[str, Any]:
+    """The newest record's time and age, the champion's promotion time, whether the grace period is over."""
+    version, promoted = deployed_at(settings.registry)
+    newest = current.newest
+    days_deployed = (now - promoted).total_seconds() / 86_400 if promoted else None
+    return {
+        "newest_record_at": newest.isoformat(timespec="seconds") if newest else None,
+        "newest_record_age_seconds": round((now - newest).total_seconds()) if newest else None,
+        "champion": version,
+        "promoted_at": promoted.isoformat(timespec="seconds") if promoted else None,
+        "no_data_grace_days": settings.no_data_grace_days,
+        "grace_expired": days_deployed is not None and days_deployed > settings.no_data_grace_days,
+    }
+
+
 def detect_drift(
     reference: pd.DataFrame,
     current: CurrentData,
@@ -414,9 +465,13 @@ def detect_drift(
     current_source: str,
     contract: Contract,
     metadata: ModelMetadata | None = None,
+    now: datetime | None = None,
 ) -> DriftReport:
+    now = now or datetime.now(UTC)
+    fresh = freshness(current, settings, now)
     base: dict[str, Any] = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "freshness": fresh,
+        "generated_at": now.isoformat(timespec="seconds"),
         "reference": {"path": str(settings.reference), "records": len(reference)},
         "current": {"path": current_source, "records": len(current)},
         "thresholds": {
@@ -431,6 +486,19 @@ def detect_drift(
             f"(need at least {settings.min_records}). Serve traffic with INFERENCE_LOG_SAMPLE_RATE > 0, "
             f"{no_data_hint()}."
         )
+        age = fresh["newest_record_age_seconds"]
+        newest = (
+            f"the newest record is {age / 86_400:.1f} days old" if age is not None else "no record at all"
+        )
+        if fresh["grace_expired"]:
+            message = (
+                f"the inference log stopped arriving: {len(current)} records in {current_source} and "
+                f"{newest}, {settings.no_data_grace_days} days (drift.no_data_grace_days) after model "
+                f"{fresh['champion']} was promoted on {fresh['promoted_at']} (docs/runbooks/drift.md). "
+                + message
+            )
+        else:
+            message += f" ({newest}; a failure once drift.no_data_grace_days have passed since the promotion)"
         skipped = PredictionCheck(False, "not enough current data")
         return DriftReport(
             status="no_data", message=message, drifted_features=[], features=[], prediction=skipped, **base

@@ -364,6 +364,46 @@ def model_alerts(config: dict[str, Any]) -> list[dict[str, Any]]:
             summary=f"The serving model is older than {stale['max_age']}",
             description="The serving model was trained {{ $value | humanizeDuration }} ago.",
         ),
+        *inference_log_alerts(config, settings.get("inference_log", INFERENCE_LOG_DEFAULTS)),
+    ]
+
+
+# A monitoring/slo.yaml written before the inference log alerts existed gets them with these settings.
+INFERENCE_LOG_DEFAULTS = {"window": "1h", "for": "30m", "severity": "warning"}
+
+
+def inference_log_alerts(config: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The service's log shipper (serving/log_shipper.py) failing to deliver drift's data to the bucket."""
+    window = settings["window"]
+    return [
+        _alert(
+            config,
+            name="InferenceLogNotShipped",
+            expr=(
+                f"sum(increase(inference_log_upload_failures_total[{window}])) > 0\n"
+                f"and\nsum(increase(inference_log_shipped_files_total[{window}])) == 0"
+            ),
+            settings=settings,
+            runbook="alerts/inference-log.md",
+            summary="The inference log stopped arriving in the bucket",
+            description=(
+                f"Every upload of the sampled inference log failed over the last {window} "
+                "(inference_log_upload_failures_total): the drift check sees no new records."
+            ),
+        ),
+        _alert(
+            config,
+            name="InferenceLogDropped",
+            expr=f"sum(increase(inference_log_dropped_files_total[{window}])) > 0",
+            settings={**settings, "for": "0m"},
+            runbook="alerts/inference-log.md",
+            summary="Inference log files were dropped before upload",
+            description=(
+                '{{ $value | printf "%.0f" }} inference log files waited for upload longer than the local '
+                "disk bound (INFERENCE_LOG_MAX_BYTES) allows and were deleted in the last "
+                f"{window}."
+            ),
+        ),
     ]
 
 

@@ -1,7 +1,8 @@
 """Run the service: `python -m <package>.serving [serve]` (SageMaker starts containers with `serve`).
 
 Configuration comes from the environment: HOST, PORT, METRICS_PORT, WEB_CONCURRENCY, LOG_LEVEL, AUTH_MODE and
-the other variables read by settings.Settings.
+the other variables read by settings.Settings. With INFERENCE_LOG_URI set, this process also runs the
+inference log shipper (serving/log_shipper.py) beside the workers.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         MetricsServer((settings.host, settings.metrics_port), settings.model_dir).start()
     except OSError as error:  # serve predictions anyway: the failed scrapes raise ServiceTargetDown
         print(f"metrics are not served: METRICS_PORT={settings.metrics_port}: {error}", file=sys.stderr)
+    from .log_shipper import shipper_from_settings
+
+    try:
+        shipper = shipper_from_settings(settings)
+    except (ImportError, ValueError) as error:  # serve anyway: the drift check reports the missing data
+        print(f"inference logs are not shipped: INFERENCE_LOG_URI: {error}", file=sys.stderr)
+        shipper = None
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         limit_concurrency=settings.limit_concurrency,
         timeout_keep_alive=5,
     )
+    if shipper is not None:  # the workers closed their files on the way out: ship them
+        shipper.stop()
     return 0
 
 

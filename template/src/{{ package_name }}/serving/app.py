@@ -120,7 +120,11 @@ class ServiceState:
         metadata = self.predictor.metadata
         metrics.set_model(metadata)
         self.inference_log = InferenceLog(
-            self.settings.inference_log_dir, self.settings.inference_log_sample_rate, metadata.model_version
+            self.settings.inference_log_dir,
+            self.settings.inference_log_sample_rate,
+            metadata.model_version,
+            rotate_seconds=self.settings.inference_log_rotate_seconds,
+            rotate_bytes=self.settings.inference_log_rotate_bytes,
         )
         self.scorer = CoalescingScorer(self.predictor, self.inference_log)
         # Everything loaded so far (libraries, the model) lives as long as the process: move it out of the

@@ -96,6 +96,22 @@ MODEL_INFO = Gauge(
 MODEL_AGE = Gauge(
     "model_age_seconds", "Seconds since the served model was trained.", multiprocess_mode="mostrecent"
 )
+# The inference log shipper (serving/log_shipper.py), in the supervising process: drift's data on its way out.
+INFERENCE_LOG_SHIPPED_FILES = Counter(
+    "inference_log_shipped_files_total", "Closed inference log files uploaded to INFERENCE_LOG_URI."
+)
+INFERENCE_LOG_UPLOAD_FAILURES = Counter(
+    "inference_log_upload_failures_total", "Failed uploads of inference log files (retried with backoff)."
+)
+INFERENCE_LOG_DROPPED_FILES = Counter(
+    "inference_log_dropped_files_total",
+    "Inference log files deleted unshipped because the local backlog passed INFERENCE_LOG_MAX_BYTES.",
+)
+INFERENCE_LOG_PENDING_BYTES = Gauge(
+    "inference_log_pending_bytes",
+    "Bytes of closed inference log files waiting for upload.",
+    multiprocess_mode="mostrecent",
+)
 
 # /predict by id (feature_store feast; serving/entity_lookup.py): the online store's lookups.
 FEATURE_LOOKUP_DURATION = Histogram(

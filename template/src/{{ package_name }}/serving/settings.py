@@ -28,6 +28,13 @@ class Settings:
     max_request_bytes: int = 1_048_576
     inference_log_dir: Path = Path("data/inference")
     inference_log_sample_rate: float = 0.1
+    # Where serving/log_shipper.py uploads the closed log files ("": they stay in inference_log_dir).
+    inference_log_uri: str = ""
+    inference_log_rotate_seconds: int = 300
+    inference_log_rotate_bytes: int = 8 * 1024 * 1024
+    inference_log_ship_seconds: int = 30
+    # Closed files waiting for upload beyond this: the oldest are dropped (and counted).
+    inference_log_max_bytes: int = 512 * 1024 * 1024
     app_env: str = "local"
     # api_key: /predict, /invocations and /version need a key of api_keys (serving/auth.py)
     auth_mode: str = "api_key"
@@ -68,6 +75,35 @@ class Settings:
             inference_log_dir=Path(env.get("INFERENCE_LOG_DIR", str(defaults.inference_log_dir))),
             inference_log_sample_rate=_fraction(
                 env, "INFERENCE_LOG_SAMPLE_RATE", defaults.inference_log_sample_rate
+            ),
+            inference_log_uri=env.get("INFERENCE_LOG_URI", defaults.inference_log_uri).strip(),
+            inference_log_rotate_seconds=_integer(
+                env,
+                "INFERENCE_LOG_ROTATE_SECONDS",
+                defaults.inference_log_rotate_seconds,
+                minimum=1,
+                maximum=86_400,
+            ),
+            inference_log_rotate_bytes=_integer(
+                env,
+                "INFERENCE_LOG_ROTATE_BYTES",
+                defaults.inference_log_rotate_bytes,
+                minimum=1_024,
+                maximum=1 << 30,
+            ),
+            inference_log_ship_seconds=_integer(
+                env,
+                "INFERENCE_LOG_SHIP_SECONDS",
+                defaults.inference_log_ship_seconds,
+                minimum=1,
+                maximum=3_600,
+            ),
+            inference_log_max_bytes=_integer(
+                env,
+                "INFERENCE_LOG_MAX_BYTES",
+                defaults.inference_log_max_bytes,
+                minimum=1 << 20,
+                maximum=1 << 40,
             ),
             app_env=env.get("APP_ENV", defaults.app_env).strip().lower(),
             metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port, minimum=1, maximum=65_535),

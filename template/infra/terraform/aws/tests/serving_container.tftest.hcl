@@ -69,6 +69,17 @@ run "deploy_of_an_image_tag" {
     error_message = "the deployed image tag is not an output (make deployed-image-tag reads it)"
   }
 
+  # The inference log: the task's shipper uploads to the prefix drift-pull reads, and its role may only add objects there.
+  assert {
+    condition = (
+      contains(jsondecode(aws_ecs_task_definition.api[0].container_definitions)[0].environment, { name = "INFERENCE_LOG_URI", value = "s3://${var.project}-data-${var.environment}/inference/" })
+      && one([for statement in data.aws_iam_policy_document.task.statement : statement.actions if statement.sid == "WriteInferenceLogOnly"]) == toset(["s3:PutObject"])
+      && local.inference_log_prefix == "inference/"
+      && length([for statement in data.aws_iam_policy_document.task.statement : statement if contains(statement.actions, "s3:DeleteObject") || contains(statement.actions, "s3:*")]) == 0
+    )
+    error_message = "the task does not ship its inference log to s3://<data bucket>/inference/, or its role may do more than add objects there"
+  }
+
   # Autoscaling bounds: what envs/<environment>.tfvars asks for, and production never below two tasks.
   assert {
     condition = (

@@ -41,6 +41,14 @@ run "workload_roles_trust_only_their_service_accounts" {
   }
 
   assert {
+    condition = (
+      one([for statement in data.aws_iam_policy_document.workload_server.statement : statement.actions if statement.sid == "WriteInferenceLogOnly"]) == toset(["s3:PutObject"])
+      && output.inference_log_uri == "s3://${var.project}-data-${var.environment}/inference/"
+    )
+    error_message = "the service's role cannot add inference log files under s3://<data bucket>/inference/ (make k8s-manifests reads inference_log_uri)"
+  }
+
+  assert {
     condition     = length(jsondecode(aws_iam_role.workload["server"].assume_role_policy).Statement) == 1 && jsondecode(aws_iam_role.workload["server"].assume_role_policy).Statement[0].Principal.Federated == data.aws_iam_openid_connect_provider.cluster[0].arn
     error_message = "the only trusted principal is the cluster's OIDC provider"
   }

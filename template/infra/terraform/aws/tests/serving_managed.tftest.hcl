@@ -52,6 +52,19 @@ run "deploy_of_an_image_tag" {
     error_message = "the model and endpoint configuration names must fit SageMaker's 63 characters and name the revision"
   }
 
+  # The container has no network (network isolation): SageMaker's data capture writes the calls under the inference
+  # log prefix, which the drift check's pull converts, and the execution role may only add objects there.
+  assert {
+    condition = (
+      aws_sagemaker_endpoint_configuration.api[0].data_capture_config[0].enable_capture
+      && aws_sagemaker_endpoint_configuration.api[0].data_capture_config[0].initial_sampling_percentage == var.data_capture_percentage
+      && aws_sagemaker_endpoint_configuration.api[0].data_capture_config[0].destination_s3_uri == "s3://${var.project}-data-${var.environment}/inference/capture/"
+      && length(aws_sagemaker_endpoint_configuration.api[0].data_capture_config[0].capture_options) == 2
+      && one([for statement in data.aws_iam_policy_document.sagemaker.statement : statement.actions if statement.sid == "WriteDataCaptureOnly"]) == toset(["s3:PutObject"])
+    )
+    error_message = "the endpoint does not capture its calls under s3://<data bucket>/inference/capture/ for the drift check"
+  }
+
   # Autoscaling bounds: what envs/<environment>.tfvars asks for, and production never below two instances.
   assert {
     condition = (
