@@ -6,7 +6,9 @@ AZURE_STORAGE_ACCOUNT_NAME, or a local directory). Every `interval` seconds it u
 inference-*.jsonl file, oldest first, under the same name, then deletes the local copy; the credentials are
 the workload's own (ECS task role, a Kubernetes workload identity, Container Apps or Azure ML managed
 identity, Vertex AI service account), found by the cloud SDK's default chain: no key is configured. The
-workload may write under that prefix only (Terraform).
+workload may write under that prefix only (Terraform). For an emulator or local development only: with
+AZURE_STORAGE_CONNECTION_STRING set, az:// uploads go to that connection string's account (Azurite), and
+gs:// goes to STORAGE_EMULATOR_HOST when set (google-cloud-storage's own switch); production sets neither.
 
 It never touches a request: the workers only write local files. A failed upload is retried on the next pass
 with exponential backoff (capped); local disk stays bounded: beyond `max_bytes` of closed files the oldest are
@@ -81,17 +83,22 @@ def _gcs_uploader(bucket: str, prefix: str) -> Uploader:
 
 def _azure_uploader(container: str, prefix: str, environ: Mapping[str, str] | None) -> Uploader:
     # DefaultAzureCredential: the managed identity of AZURE_CLIENT_ID, or a Kubernetes workload identity.
+    # AZURE_STORAGE_CONNECTION_STRING: Azurite or local development only (a deployment never sets it).
     env = os.environ if environ is None else environ
-    account = env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
-    if not account:
-        raise ValueError(
-            "INFERENCE_LOG_URI az://... needs AZURE_STORAGE_ACCOUNT_NAME (the data storage account)"
-        )
     blob = importlib.import_module("azure.storage.blob")
-    identity = importlib.import_module("azure.identity")
-    service = blob.BlobServiceClient(
-        f"https://{account}.blob.core.windows.net", credential=identity.DefaultAzureCredential()
-    )
+    connection_string = env.get("AZURE_STORAGE_CONNECTION_STRING", "")
+    if connection_string:
+        service = blob.BlobServiceClient.from_connection_string(connection_string)
+    else:
+        account = env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
+        if not account:
+            raise ValueError(
+                "INFERENCE_LOG_URI az://... needs AZURE_STORAGE_ACCOUNT_NAME (the data storage account)"
+            )
+        identity = importlib.import_module("azure.identity")
+        service = blob.BlobServiceClient(
+            f"https://{account}.blob.core.windows.net", credential=identity.DefaultAzureCredential()
+        )
     target = service.get_container_client(container)
 
     def upload(path: Path, name: str) -> None:
