@@ -50,6 +50,7 @@ if mode == "make":
         BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).create_container(
             "data"
         )
+    print(json.dumps("made"))
 elif mode == "ship":
     from customer_churn.scoring.outputs import Predictions
     from customer_churn.serving.inference_log import InferenceLog
