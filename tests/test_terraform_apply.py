@@ -13,8 +13,9 @@ Secrets Manager), this test:
 4. `terraform destroy` must succeed and leave no resource in the state; then the server is stopped.
 
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
-mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and
-why); nothing else is changed or skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
+mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in
+EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
+skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ def _oidc_variable(url: str) -> str:
 
 
 def _tracking_variables(url: str) -> list[str]:
-    """The self-hosted tracking server's settings (tracking_server.tf): its OIDC secrets in Secrets Manager, as in use."""
+    """The self-hosted tracking server's settings (tracking_server.tf): its OIDC secrets in Secrets Manager."""
     import boto3
 
     secrets = boto3.client(
@@ -359,8 +360,14 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
 
     if tracking:
         created = {r["address"] for r in applied}
-        expected = {"aws_rds_cluster.tracking[0]", "aws_ecs_service.tracking[0]", "aws_lb.tracking[0]",
-                    "aws_nat_gateway.tracking[0]", "aws_s3_bucket.tracking[0]", "aws_ecs_task_definition.tracking[0]"}  # fmt: skip
+        expected = {
+            "aws_rds_cluster.tracking[0]",
+            "aws_ecs_service.tracking[0]",
+            "aws_lb.tracking[0]",
+            "aws_nat_gateway.tracking[0]",
+            "aws_s3_bucket.tracking[0]",
+            "aws_ecs_task_definition.tracking[0]",
+        }
         assert expected <= created, f"{mode}: tracking server resources not applied: {sorted(expected - created)}"
 
     print(
