@@ -24,7 +24,7 @@ REFERENCE = re.compile(r"aws_s3_bucket\.(?P<name>\w+)")
 MODE_FILES = {
     "container": {"serving_container.tf", "monitoring_container.tf", "ecs.tf", "network.tf", "network_public.tf"},
     "managed": {"serving_managed.tf", "monitoring_managed.tf"},
-    "batch": {"serving_batch.tf", "monitoring_batch.tf", "ecs.tf", "network.tf"},
+    "batch": {"serving_batch.tf", "monitoring_batch.tf", "spark_batch.tf", "ecs.tf", "network.tf"},
     "none": {"serving_none.tf"},
 }
 COMMON_FILES = {

@@ -297,7 +297,9 @@ def test_the_image_that_reaches_production_is_the_one_scanned(render) -> None:
             continue
         jobs = workflows(project)["cd.yml"]["jobs"]
         steps = jobs["image"]["steps"]
-        (build,) = [index for index, step in enumerate(steps) if step.get("uses", "").startswith("docker/build-push")]
+        # the service's image (aws batch renders also build the EMR Serverless image, `<sha>-spark`, after it)
+        (build,) = [index for index, step in enumerate(steps) if step.get("id") == "build"]
+        assert steps[build]["uses"].startswith("docker/build-push"), combo_id(answers)
         scans = [index for index, step in enumerate(steps) if _trivy_gate(step)]
         assert scans and scans[0] > build, f"{combo_id(answers)}: the pushed image is not scanned (or before its build)"
         scan = steps[scans[0]]

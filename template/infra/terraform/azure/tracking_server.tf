@@ -532,7 +532,7 @@ resource "azurerm_container_app" "tracking" {
 
       env {
         name        = "PGPASSWORD"
-        secret_name = "pgpassword"
+        secret_name = "pgpassword" # pragma: allowlist secret
       }
 
       # azure-identity picks the server's user-assigned identity for Blob.

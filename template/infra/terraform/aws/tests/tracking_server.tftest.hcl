@@ -12,9 +12,9 @@ override_resource {
   values = {
     endpoint = "test-tracking.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com"
     master_user_secret = [{
-      secret_arn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0123-AbCdEf"
+      secret_arn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0123-AbCdEf" # pragma: allowlist secret
       kms_key_id    = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
-      secret_status = "active"
+      secret_status = "active" # pragma: allowlist secret
     }]
   }
 }
@@ -24,7 +24,7 @@ override_resource {
   override_during = plan
   values = {
     arn        = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/test-mlflow/0123456789abcdef"
-    arn_suffix = "app/test-mlflow/0123456789abcdef"
+    arn_suffix = "app/test-mlflow/0123456789abcdef" # pragma: allowlist secret
     dns_name   = "test-mlflow-123456789.us-east-1.elb.amazonaws.com"
   }
 }
@@ -49,8 +49,8 @@ variables {
   tracking_oidc = {
     issuer            = "https://login.example.com"
     client_id         = "mlflow"
-    client_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-oidc-client-AbCdEf"
-    cookie_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-oidc-cookie-AbCdEf"
+    client_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-oidc-client-AbCdEf" # pragma: allowlist secret
+    cookie_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mlflow-oidc-cookie-AbCdEf" # pragma: allowlist secret
     email_domains     = ["example.com"]
   }
   tracking_server_image          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlflow@sha256:c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff"
