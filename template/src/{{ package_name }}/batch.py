@@ -47,9 +47,8 @@ from .contract import Contract, load_contract
 from .metadata import ModelArtifactError
 from .params import INVALID_ROW_POLICIES, BatchParams, ParamsError, load_params
 from .scoring.model import ScoringModel, load_onnx_model
-from .scoring.outputs import Predictions
 from .tables.files import input_columns_of, table_format, with_string_columns, with_utc_timestamp
-from .tables.input_checks import broken_rules, report_of
+from .tables.input_checks import broken_rules, report_of, with_numbers
 from .tables.quality_report import FailureTally, QualityReport
 from .tables.streaming import StagedTable, input_files, record_batches
 
@@ -82,12 +81,8 @@ def score_frame(frame: pd.DataFrame, model: ScoringModel, contract: Contract, sc
     """Predictions of contract-valid rows: keys (when present), the task's columns, model version."""
     predictions = frame.loc[:, [name for name in contract.key_columns if name in frame.columns]]
     predictions = predictions.reset_index(drop=True)
-    if len(frame):
-        result = model.predict_columns(input_columns_of(frame, contract))
-    else:  # an empty table still gets the task's columns
-        result = Predictions(model.outputs.task, [], [], [])
-    for name, values in model.outputs.batch_columns(result).items():
-        predictions[name] = values
+    for name, values in model.output_columns(input_columns_of(frame, contract)).items():
+        predictions[name] = values.tolist() if values.dtype == object else values  # labels: the classes' type
     predictions["model_version"] = model.model_version
     predictions["scored_at"] = scored_at
     return predictions
@@ -140,11 +135,12 @@ def check_chunk(chunk: Chunk) -> tuple[int, QualityReport]:
 def score_chunk(chunk: Chunk) -> ScoredChunk:
     contract: Contract = _process["contract"]
     frame = _frame_of(chunk, contract)
-    broken = broken_rules(frame, contract)
+    numbers = with_numbers(frame, contract)  # parsed once, for the checks and the model
+    broken = broken_rules(frame, contract, numbers)
     report = report_of(frame, broken, chunk.source, contract)
-    valid = frame
+    valid = numbers
     if broken:
-        valid = frame.loc[~pd.concat(broken.values(), axis=1).any(axis=1)]
+        valid = numbers.loc[~pd.concat(broken.values(), axis=1).any(axis=1)]
     predictions = score_frame(valid, _process["model"], contract, _process["scored_at"])
     rejects = rejects_of(frame, broken, chunk) if broken else pd.DataFrame()
     return ScoredChunk(chunk.offset, predictions, rejects, report)

@@ -84,7 +84,7 @@ class FeatureSpace:
 
     def matrix(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
         """The model matrix (float64, shape (rows, len(names))) of columns of raw model inputs."""
-        rows = self._row_count(columns)
+        rows = self.row_count(columns)
         if rows <= SMALL_BATCH_ROWS:
             small = self._row_matrix(columns, rows)
             if small is not None:
@@ -164,7 +164,7 @@ class FeatureSpace:
             matrix[np.arange(rows), self._offset[name] + positions] = 1.0
         return matrix
 
-    def _row_count(self, columns: Mapping[str, Sequence[Any]]) -> int:
+    def row_count(self, columns: Mapping[str, Sequence[Any]]) -> int:
         lengths = set()
         for name in self.contract.columns:
             if name not in columns:

@@ -56,6 +56,14 @@ class ScoringModel(ABC):
     def predict_columns(self, columns: Mapping[str, Sequence[Any]]) -> Predictions:
         return self.predict_matrix(self.features.matrix(columns))
 
+    def output_columns(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        """The batch output's columns (OutputSpec.columns) of columns of raw model inputs: batch scoring's
+        column-wise path, without the per-row forms of Predictions."""
+        if not self.features.row_count(columns):  # no rows for onnxruntime: the columns, empty
+            shape = (0, len(self.outputs.classes)) if self.outputs.is_classification else (0,)
+            return self.outputs.columns(np.empty(shape))
+        return self.outputs.columns(self.raw_output(self.features.matrix(columns)))
+
     def predict_records(self, records: Iterable[Mapping[str, Any]]) -> Predictions:
         return self.predict_columns(self.features.records_to_columns(records))
 

@@ -80,74 +80,64 @@ class OutputSpec:
     def is_classification(self) -> bool:
         return self.task != "regression"
 
+    def columns(self, output: np.ndarray) -> dict[str, np.ndarray]:
+        """The batch output's columns of raw model output: score + predicted_class; predicted_class +
+        probability_<label>; prediction. The one place where a threshold, an argmax or a clip turns model
+        output into predictions (from_output derives the per-row forms from these); the labels are an object
+        array of the classes themselves (str, int or bool)."""
+        if self.task == "binary":
+            scores = np.asarray(output[:, 1], dtype=np.float64)
+            labels = np.array(self.classes, dtype=object)[(scores >= self.threshold).astype(np.intp)]
+            return {"score": scores, "predicted_class": labels}
+        if self.task == "multiclass":
+            probabilities = np.asarray(output, dtype=np.float64)
+            columns = {"predicted_class": np.array(self.classes, dtype=object)[probabilities.argmax(axis=1)]}
+            for i, name in enumerate(self._class_names):
+                columns[f"probability_{name}"] = probabilities[:, i]
+            return columns
+        values = np.asarray(output, dtype=np.float64).reshape(-1)
+        low, high = self.value_range
+        return {"prediction": np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)}
+
     def from_output(self, output: np.ndarray) -> Predictions:
         """`output`: probabilities of shape (rows, classes), or predicted values of shape (rows,)."""
+        columns = self.columns(output)
         if self.task == "binary":
-            return self._binary(output[:, 1])
+            scores, labels = columns["score"].tolist(), columns["predicted_class"].tolist()
+            return Predictions(
+                task=self.task,
+                primary=scores,
+                buckets=[str(label) for label in labels],
+                records=[
+                    {"score": score, "predicted_class": label}
+                    for score, label in zip(scores, labels, strict=True)
+                ],
+            )
         if self.task == "multiclass":
-            return self._multiclass(output)
-        return self._regression(np.asarray(output, dtype=np.float64).reshape(-1))
-
-    def _binary(self, scores: np.ndarray) -> Predictions:
-        negative, positive = self.classes
-        score_list = [float(score) for score in scores]
-        labels = [positive if score >= self.threshold else negative for score in score_list]
+            probabilities = np.asarray(output, dtype=np.float64)
+            rows, labels = probabilities.tolist(), columns["predicted_class"].tolist()
+            return Predictions(
+                task=self.task,
+                primary=probabilities.max(axis=1).tolist(),
+                buckets=[str(label) for label in labels],
+                records=[
+                    {"predicted_class": label, "probabilities": dict(zip(self._class_names, row, strict=True))}
+                    for label, row in zip(labels, rows, strict=True)
+                ],
+            )
+        bounded = columns["prediction"]
+        values = bounded.tolist()
         return Predictions(
             task=self.task,
-            primary=score_list,
-            buckets=[str(label) for label in labels],
-            records=[
-                {"score": score, "predicted_class": label}
-                for score, label in zip(score_list, labels, strict=True)
-            ],
-        )
-
-    def _multiclass(self, probabilities: np.ndarray) -> Predictions:
-        best = probabilities.argmax(axis=1)
-        rows = probabilities.tolist()
-        labels = [self.classes[i] for i in best]
-        return Predictions(
-            task=self.task,
-            primary=[row[i] for row, i in zip(rows, best, strict=True)],
-            buckets=[self._class_names[i] for i in best],
-            records=[
-                {"predicted_class": label, "probabilities": dict(zip(self._class_names, row, strict=True))}
-                for label, row in zip(labels, rows, strict=True)
-            ],
-        )
-
-    def _regression(self, values: np.ndarray) -> Predictions:
-        low, high = self.value_range
-        bounded = np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
-        value_list = [float(value) for value in bounded]
-        return Predictions(
-            task=self.task,
-            primary=value_list,
-            buckets=[self.bucket(value) for value in value_list],
-            records=[{"prediction": value} for value in value_list],
-            clipped=[bool(flag) for flag in bounded != values],
+            primary=values,
+            buckets=[self.bucket(value) for value in values],
+            records=[{"prediction": value} for value in values],
+            clipped=(bounded != np.asarray(output, dtype=np.float64).reshape(-1)).tolist(),
         )
 
     def bucket(self, value: float) -> str:
         """Regression: the decile bucket of a predicted value."""
         return f"q{bisect_right(self.bucket_edges, value)}"
-
-    def batch_columns(self, predictions: Predictions) -> dict[str, list[Any]]:
-        """Batch output: score + predicted_class; predicted_class + probability_<label>; prediction."""
-        records = predictions.records
-        if self.task == "binary":
-            return {
-                "score": [record["score"] for record in records],
-                "predicted_class": [record["predicted_class"] for record in records],
-            }
-        if self.task == "multiclass":
-            columns: dict[str, list[Any]] = {
-                "predicted_class": [record["predicted_class"] for record in records]
-            }
-            for name in self._class_names:
-                columns[f"probability_{name}"] = [record["probabilities"][name] for record in records]
-            return columns
-        return {"prediction": [record["prediction"] for record in records]}
 
 
 def bucket_names(task: str, classes: Sequence[Label], deciles: int = 10) -> list[str]:

@@ -16,8 +16,7 @@ from .quality_report import QualityReport, RuleFailure, failure_of
 MISSING_COLUMN = "column_in_dataframe"
 
 
-def _numeric_rules(raw: pd.Series, column: Column) -> dict[str, pd.Series]:
-    values = pd.to_numeric(raw, errors="coerce")
+def _numeric_rules(raw: pd.Series, values: pd.Series, column: Column) -> dict[str, pd.Series]:
     checks = [(raw.notna() & values.isna(), "numeric")]
     if not column.nullable:
         checks.append((raw.isna(), "not_nullable"))
@@ -39,19 +38,36 @@ def _categorical_rules(raw: pd.Series, column: Column) -> dict[str, pd.Series]:
     return rules
 
 
-def broken_rules(frame: pd.DataFrame, contract: Contract) -> dict[tuple[str, str], pd.Series]:
+def with_numbers(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """A copy of `frame` whose numeric model inputs are numbers (a value that does not parse becomes NaN).
+
+    Text such as "29.85" in a CSV or a string column parses here once; broken_rules then tells the values
+    that did not parse from those that were missing, and scoring takes the numbers as they are.
+    """
+    numbers = frame.copy(deep=False)
+    for name in contract.numeric:
+        if name in numbers.columns:
+            numbers[name] = pd.to_numeric(numbers[name], errors="coerce")
+    return numbers
+
+
+def broken_rules(
+    frame: pd.DataFrame, contract: Contract, numbers: pd.DataFrame | None = None
+) -> dict[tuple[str, str], pd.Series]:
     """(column, rule) -> a boolean mask of the rows of `frame` (positional index) that break the rule.
 
     A model input missing from the table breaks `column_in_dataframe` on every row. Only rules some row
-    breaks are returned (and a missing column, even in an empty table).
+    breaks are returned (and a missing column, even in an empty table). `numbers`: `with_numbers(frame)`
+    when the caller has it already (same index as `frame`).
     """
     frame = frame.reset_index(drop=True)
+    numbers = with_numbers(frame, contract) if numbers is None else numbers.reset_index(drop=True)
     masks: dict[tuple[str, str], pd.Series] = {}
     for name, column in contract.columns.items():
         if name not in frame.columns:
             rules = {MISSING_COLUMN: pd.Series(True, index=frame.index)}
         elif column.is_numeric:
-            rules = _numeric_rules(frame[name], column)
+            rules = _numeric_rules(frame[name], numbers[name], column)
         else:
             rules = _categorical_rules(frame[name], column)
         for rule, bad in rules.items():
