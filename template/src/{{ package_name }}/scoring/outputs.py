@@ -97,7 +97,8 @@ class OutputSpec:
             return columns
         values = np.asarray(output, dtype=np.float64).reshape(-1)
         low, high = self.value_range
-        return {"prediction": np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)}
+        low, high = -np.inf if low is None else low, np.inf if high is None else high
+        return {"prediction": np.clip(values, low, high)}
 
     def from_output(self, output: np.ndarray) -> Predictions:
         """`output`: probabilities of shape (rows, classes), or predicted values of shape (rows,)."""
@@ -116,12 +117,13 @@ class OutputSpec:
         if self.task == "multiclass":
             probabilities = np.asarray(output, dtype=np.float64)
             rows, labels = probabilities.tolist(), columns["predicted_class"].tolist()
+            names = self._class_names
             return Predictions(
                 task=self.task,
                 primary=probabilities.max(axis=1).tolist(),
                 buckets=[str(label) for label in labels],
                 records=[
-                    {"predicted_class": label, "probabilities": dict(zip(self._class_names, row, strict=True))}
+                    {"predicted_class": label, "probabilities": dict(zip(names, row, strict=True))}
                     for label, row in zip(labels, rows, strict=True)
                 ],
             )
