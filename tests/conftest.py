@@ -32,7 +32,7 @@ ANSWER_SPACE: dict[str, tuple] = {
     "feature_store": ("none", "feast"),
     # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
     # (cloud_provider none: a local Airflow with the DAG's local execution profile)
-    "orchestrator": ("dvc", "airflow"),
+    "orchestrator": ("dvc", "airflow", "kubeflow"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
