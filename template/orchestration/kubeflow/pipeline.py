@@ -19,6 +19,7 @@ the project's uv.lock; this file imports nothing of the project but orchestratio
 PyYAML).
 
     python orchestration/kubeflow/pipeline.py compile [--output FILE]
+    python orchestration/kubeflow/pipeline.py check      (exit 1 when training_pipeline.yaml is stale)
     python orchestration/kubeflow/pipeline.py run-local [--store DIR] [--run-id ID] [--params-json '{...}']
 """
 
@@ -160,6 +161,20 @@ def compile_pipeline(output: Path = COMPILED) -> Path:
     return output
 
 
+def stale_reason(committed: Path = COMPILED) -> str | None:
+    """Why the committed training_pipeline.yaml is not what dvc.yaml, params.yaml and runner.json compile to."""
+    if not committed.is_file():
+        return f"{committed.relative_to(CHECKOUT)} is missing: run `make kubeflow-compile` and commit it"
+    with tempfile.TemporaryDirectory(prefix="kfp-compile-") as tmp:
+        fresh = compile_pipeline(Path(tmp) / committed.name).read_text(encoding="utf-8")
+    if fresh != committed.read_text(encoding="utf-8"):
+        return (
+            f"{committed.relative_to(CHECKOUT)} is stale (dvc.yaml, params.yaml or runner.json changed since it "
+            "was compiled): run `make kubeflow-compile` and commit it"
+        )
+    return None
+
+
 # ----------------------------------------------------------------------------------------------------------
 # A run's summary, from the run's store (where every stage's reports are, a refused gate's too)
 # ----------------------------------------------------------------------------------------------------------
@@ -202,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     compile_cmd = commands.add_parser("compile", help="write the cluster profile's IR YAML")
     compile_cmd.add_argument("--output", type=Path, default=COMPILED)
+    commands.add_parser("check", help="fail when the committed IR YAML is not a fresh compile")
     local_cmd = commands.add_parser("run-local", help="run the pipeline here with kfp.local (local profile)")
     local_cmd.add_argument("--store", type=Path, default=CHECKOUT / ".kfp" / "store")
     local_cmd.add_argument("--run-id", default=None, help="default: <pipeline>-<UTC time>")
@@ -210,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compile":
         print(f"compiled {compile_pipeline(args.output)}")
         return 0
+    if args.command == "check":
+        reason = stale_reason()
+        print(f"error: {reason}" if reason else f"{COMPILED.name} is current", file=sys.stderr if reason else sys.stdout)
+        return 1 if reason else 0
     override = json.loads(args.params_json)
     if not isinstance(override, dict):
         print("error: --params-json must be a JSON object of params.yaml sections", file=sys.stderr)

@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             "params": json.dumps(pipeline.RUNNER_MODULE.merge(pipeline.PIPELINE["params"], override), sort_keys=True),
         }
         image = setting("PIPELINE_IMAGE")
+        stale = pipeline.stale_reason()
+        if stale:
+            raise SubmitError(stale)
         with tempfile.TemporaryDirectory(prefix="kfp-submit-") as tmp:
             package = with_image(pipeline.COMPILED, image, Path(tmp) / "training_pipeline.yaml")
             submit = submit_vertex if platform == "vertex" else submit_kfp
