@@ -121,6 +121,7 @@ def test_the_pipeline_compiles_with_one_component_per_stage(
         container = executors[f"exec-{name}"]["container"]
         # the stage's command in the pipeline image, bounded by the stage timeout of params.yaml
         assert container["command"] == [
+            "env", "MLFLOW_TRACKING_URI={{$.inputs.parameters['tracking_uri']}}",
             "timeout", f"{settings['stage_timeout_minutes'] * 60}s", "python", "orchestration/pipeline.py", "run", name
         ]
         assert container["image"] == "customer-churn-pipeline:compiled"  # submit.py sets this commit's image
@@ -140,7 +141,7 @@ def test_the_pipeline_compiles_with_one_component_per_stage(
     assert "train" in tasks["gate"]["dependentTasks"]
     # the run's parameters: params.yaml's sections (not the runner's own settings), as one JSON default
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(inputs) == {"params", "run_id", "store"}
+    assert set(inputs) == {"params", "run_id", "store", "tracking_uri"}
     default = json.loads(inputs["params"]["defaultValue"])
     assert default == {key: value for key, value in params.items() if key != "orchestration"}
     # the gate's decision is an output of the run
@@ -239,7 +240,11 @@ def test_submit_waits_times_out_and_refuses_what_it_cannot_submit(
     assert out["images"] == ["registry.example/p@sha256:" + "0" * 64]
     # a stale compiled pipeline is never submitted
     (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("retries: 2", "retries: 3"))
-    env = clean_env(PIPELINE_STORE="gs://bucket/pipeline", PIPELINE_IMAGE="registry.example/p@sha256:" + "0" * 64)
+    env = clean_env(
+        PIPELINE_STORE="gs://bucket/pipeline",
+        PIPELINE_IMAGE="registry.example/p@sha256:" + "0" * 64,
+        MLFLOW_TRACKING_URI="https://tracking.example",
+    )
     stale = run(submit, cwd=project, env=env)
     assert stale.returncode == 2 and "is stale" in stale.stderr
 

@@ -5,7 +5,7 @@ orchestration/pipeline.py's `describe` (no stage is listed here: a stage added t
 `make kubeflow-compile`, and the template's test of the committed training_pipeline.yaml fails until then). Every
 component runs `python orchestration/pipeline.py run <stage>` with the run's parameters (the pipeline parameter
 `params`: params.yaml's sections as JSON, overridable per run), moves the stage's artefacts through the run's store (the
-pipeline parameter `store`: the project bucket's prefix) and writes the stage's result (the gate's decision, the
+pipeline parameter `store`: the project bucket's prefix), tracks to the parameter `tracking_uri` and writes the stage's result (the gate's decision, the
 metrics) to its output `result`; the pipeline's outputs are those results by stage.
 
 Where a component runs is its execution profile:
@@ -72,10 +72,21 @@ DEFAULT_PARAMS = json.dumps(PIPELINE["params"], sort_keys=True)
 def cluster_component(stage: str) -> Any:
     """A container of the pipeline image running the stage; the image is replaced at submission (submit.py)."""
 
-    def component(params: str, store: str, run_id: str, result: dsl.OutputPath(str)):  # noqa: ANN202
+    def component(  # noqa: ANN202
+        params: str, store: str, run_id: str, tracking_uri: str, result: dsl.OutputPath(str)
+    ):
         return dsl.ContainerSpec(
             image=RUNNER["image"],
-            command=["timeout", f"{TIMEOUT_SECONDS}s", "python", "orchestration/pipeline.py", "run", stage],
+            command=[
+                "env",
+                f"MLFLOW_TRACKING_URI={tracking_uri}",  # the run's tracking server (a pipeline parameter)
+                "timeout",
+                f"{TIMEOUT_SECONDS}s",
+                "python",
+                "orchestration/pipeline.py",
+                "run",
+                stage,
+            ],
             args=["--store", store, "--run-id", run_id, "--params-json", params, "--result-file", result],
         )
 
@@ -84,7 +95,13 @@ def cluster_component(stage: str) -> Any:
 
 
 def run_stage_here(
-    stage: str, params: str, store: str, run_id: str, timeout_seconds: int, result: dsl.OutputPath(str)
+    stage: str,
+    params: str,
+    store: str,
+    run_id: str,
+    tracking_uri: str,
+    timeout_seconds: int,
+    result: dsl.OutputPath(str),
 ) -> None:
     """The local profile's component: the stage's command as a subprocess in the checkout and its venv."""
     import os
@@ -94,8 +111,9 @@ def run_stage_here(
     python = os.environ.get("PIPELINE_PYTHON") or os.path.join(project, ".venv", "bin", "python")
     command = [python, os.path.join(project, "orchestration", "pipeline.py"), "run", stage, "--store", store]
     command += ["--run-id", run_id, "--params-json", params, "--project-dir", project]
+    env = {**os.environ, **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
     completed = subprocess.run(  # noqa: S603 - the project's own runner, no shell
-        [*command, "--result-file", result], cwd=project, timeout=timeout_seconds, check=False
+        [*command, "--result-file", result], cwd=project, env=env, timeout=timeout_seconds, check=False
     )
     if completed.returncode != 0:
         raise RuntimeError(f"stage {stage} failed with exit status {completed.returncode} (its output is above)")
@@ -117,15 +135,24 @@ def build(profile: str = "cluster") -> Any:
     stages = [stage["name"] for stage in PIPELINE["stages"]]
     outputs = NamedTuple("Outputs", [(name, str) for name in stages])
 
-    def training_pipeline(run_id: str, store: str, params: str = DEFAULT_PARAMS):  # noqa: ANN202
+    def training_pipeline(  # noqa: ANN202
+        run_id: str, store: str, params: str = DEFAULT_PARAMS, tracking_uri: str = ""
+    ):
         tasks: dict[str, Any] = {}
         for spec in PIPELINE["stages"]:
             name = spec["name"]
             if profile == "cluster":
-                task = cluster_component(name)(params=params, store=store, run_id=run_id)
+                task = cluster_component(name)(
+                    params=params, store=store, run_id=run_id, tracking_uri=tracking_uri
+                )
             else:
                 task = local_component(name)(
-                    stage=name, params=params, store=store, run_id=run_id, timeout_seconds=TIMEOUT_SECONDS
+                    stage=name,
+                    params=params,
+                    store=store,
+                    run_id=run_id,
+                    tracking_uri=tracking_uri,
+                    timeout_seconds=TIMEOUT_SECONDS,
                 )
             task.set_display_name(name)
             task.set_caching_options(False)  # a stage reads the run's store and the champion: never cached
@@ -207,7 +234,12 @@ def run_local(*, store: Path, run_id: str, params: dict[str, Any]) -> dict[str, 
         pipeline_root=str(store.parent / "pipeline-root"),
         raise_on_error=False,
     )
-    run = build("local")(run_id=run_id, store=str(store), params=json.dumps(params, sort_keys=True))
+    run = build("local")(
+        run_id=run_id,
+        store=str(store),
+        params=json.dumps(params, sort_keys=True),
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),  # unset: the checkout's local store
+    )
     failed = any(not value for value in (run.outputs or {}).values()) if run.outputs else True
     return summary(store=str(store), run_id=run_id, state="failed" if failed else "succeeded", url=None)
 

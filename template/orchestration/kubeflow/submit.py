@@ -17,7 +17,8 @@ Where, by runner.json's `platform`:
           PIPELINE_SERVICE_ACCOUNT, pipeline root PIPELINE_ROOT (default: <PIPELINE_STORE>/pipeline-root)
   kfp     the Kubeflow Pipelines API of the organisation's cluster: KFP_HOST, KFP_TOKEN (a bearer token of the
           profile's service account), KFP_NAMESPACE (the profile), KFP_EXPERIMENT (default: the pipeline's name)
-Both need PIPELINE_IMAGE (the pipeline image by digest) and PIPELINE_STORE (the project bucket's prefix).
+Both need PIPELINE_IMAGE (the pipeline image by digest), PIPELINE_STORE (the project bucket's prefix) and, with MLflow
+tracking, MLFLOW_TRACKING_URI (the tracking server, handed to every stage as the pipeline parameter tracking_uri).
 """
 
 import argparse
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             "run_id": run_id,
             "store": store,
             "params": json.dumps(pipeline.RUNNER_MODULE.merge(pipeline.PIPELINE["params"], override), sort_keys=True),
+            "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", ""),
         }
+        if pipeline.PIPELINE["params"].get("tracking", {}).get("backend") == "mlflow":
+            setting("MLFLOW_TRACKING_URI")  # a stage in a container cannot track to a local store
         image = setting("PIPELINE_IMAGE")
         stale = pipeline.stale_reason()
         if stale:
