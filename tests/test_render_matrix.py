@@ -148,6 +148,13 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
         }
     )
     absent.add("orchestration/kubeflow/training_pipeline.yaml")
+    cluster_kfp = kubeflow and cloud in ("aws", "azure")
+    (present if cluster_kfp else absent).add("orchestration/kubeflow/profile.yaml")
+    for other in ("aws", "gcp", "azure"):
+        for name in ("orchestration_kubeflow.tf", "tests/orchestration_kubeflow.tftest.hcl"):
+            (present if kubeflow and other == cloud else absent).add(
+                f"infra/terraform/{other}/{name}"
+            )
     if airflow or kubeflow:
         present.update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
     else:
