@@ -1,22 +1,23 @@
 """The training pipeline as a Kubeflow Pipelines 2 pipeline: one component per stage of dvc.yaml.
 
 Owns the wiring and nothing else. The stages, their order and their commands come from dvc.yaml, through
-orchestration/pipeline.py's `describe` (no stage is listed here: a stage added to dvc.yaml is a component after
-`make kubeflow-compile`, and the template's test of the committed training_pipeline.yaml fails until then). Every
-component runs `python orchestration/pipeline.py run <stage>` with the run's parameters (the pipeline parameter
-`params`: params.yaml's sections as JSON, overridable per run), moves the stage's artefacts through the run's store (the
-pipeline parameter `store`: the project bucket's prefix), tracks to the parameter `tracking_uri` and writes the stage's result (the gate's decision, the
-metrics) to its output `result`; the pipeline's outputs are those results by stage.
+orchestration/pipeline.py's `describe`: no stage is listed here, so a stage added to dvc.yaml is a component
+after `make kubeflow-compile`, and `check` fails on the committed training_pipeline.yaml until then. Every
+component runs `python orchestration/pipeline.py run <stage>` with the run's parameters (the pipeline
+parameter `params`: params.yaml's sections as JSON, overridable per run), moves the stage's artefacts through
+the run's store (the parameter `store`: the project bucket's prefix), tracks to the parameter `tracking_uri`
+and writes the stage's result (the gate's decision, the metrics) to its output `result`; the pipeline's
+outputs are those results by stage.
 
 Where a component runs is its execution profile:
-  cluster  a container of the pipeline image (Vertex AI Pipelines, or Kubeflow Pipelines on EKS / AKS), with the
-           retries and the timeout of params.yaml `orchestration`, and runner.json's resources for `train`; this is
+  cluster  a container of the pipeline image (Vertex AI Pipelines, or Kubeflow Pipelines on EKS / AKS), with
+           the retries and the timeout of params.yaml `orchestration` and runner.json's resources; this is
            what `compile` writes to training_pipeline.yaml
-  local    a subprocess of kfp.local's SubprocessRunner (which runs lightweight Python components only), running
-           the same command in the project's checkout (PIPELINE_PROJECT_DIR) with its .venv (PIPELINE_PYTHON)
-The same pipeline function, stages and parameters in both. kfp lives in .venv-kfp (`make kubeflow-venv`), never in
-the project's uv.lock; this file imports nothing of the project but orchestration/pipeline.py (standard library and
-PyYAML).
+  local    a subprocess of kfp.local's SubprocessRunner (which runs lightweight Python components only),
+           running the same command in the project's checkout (PIPELINE_PROJECT_DIR) with its .venv
+           (PIPELINE_PYTHON)
+The same pipeline function, stages and parameters in both. kfp lives in .venv-kfp (`make kubeflow-venv`),
+never in the project's uv.lock; this file imports nothing of the project but orchestration/pipeline.py.
 
     python orchestration/kubeflow/pipeline.py compile [--output FILE]
     python orchestration/kubeflow/pipeline.py check      (exit 1 when training_pipeline.yaml is stale)
@@ -61,8 +62,8 @@ SETTINGS: dict[str, Any] = PIPELINE.get("runner") or {}
 RETRIES = int(SETTINGS.get("retries", 2))
 RETRY_DELAY_SECONDS = int(float(SETTINGS.get("retry_delay_minutes", 5)) * 60)
 TIMEOUT_SECONDS = int(float(SETTINGS.get("stage_timeout_minutes", 60)) * 60)
-# The run's parameters travel as one JSON string (params.yaml's sections): a KFP struct parameter is a protobuf
-# Struct, whose numbers are all doubles (max_iter 1000 would reach the stage as 1000.0).
+# The run's parameters travel as one JSON string (params.yaml's sections): a KFP struct parameter is a
+# protobuf Struct, whose numbers are all doubles (max_iter 1000 would reach the stage as 1000.0).
 DEFAULT_PARAMS = json.dumps(PIPELINE["params"], sort_keys=True)
 
 
@@ -70,11 +71,9 @@ DEFAULT_PARAMS = json.dumps(PIPELINE["params"], sort_keys=True)
 # The components: one per stage, in the profile's form
 # ----------------------------------------------------------------------------------------------------------
 def cluster_component(stage: str) -> Any:
-    """A container of the pipeline image running the stage; the image is replaced at submission (submit.py)."""
+    """A container of the pipeline image running the stage (submit.py sets this commit's image)."""
 
-    def component(  # noqa: ANN202
-        params: str, store: str, run_id: str, tracking_uri: str, result: dsl.OutputPath(str)
-    ):
+    def component(params: str, store: str, run_id: str, tracking_uri: str, result: dsl.OutputPath(str)):
         return dsl.ContainerSpec(
             image=RUNNER["image"],
             command=[
@@ -116,7 +115,9 @@ def run_stage_here(
         [*command, "--result-file", result], cwd=project, env=env, timeout=timeout_seconds, check=False
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"stage {stage} failed with exit status {completed.returncode} (its output is above)")
+        raise RuntimeError(
+            f"stage {stage} failed with exit status {completed.returncode} (its output is above)"
+        )
 
 
 def local_component(stage: str) -> Any:
@@ -135,9 +136,7 @@ def build(profile: str = "cluster") -> Any:
     stages = [stage["name"] for stage in PIPELINE["stages"]]
     outputs = NamedTuple("Outputs", [(name, str) for name in stages])
 
-    def training_pipeline(  # noqa: ANN202
-        run_id: str, store: str, params: str = DEFAULT_PARAMS, tracking_uri: str = ""
-    ):
+    def training_pipeline(run_id: str, store: str, params: str = DEFAULT_PARAMS, tracking_uri: str = ""):
         tasks: dict[str, Any] = {}
         for spec in PIPELINE["stages"]:
             name = spec["name"]
@@ -189,15 +188,15 @@ def compile_pipeline(output: Path = COMPILED) -> Path:
 
 
 def stale_reason(committed: Path = COMPILED) -> str | None:
-    """Why the committed training_pipeline.yaml is not what dvc.yaml, params.yaml and runner.json compile to."""
+    """Why the committed training_pipeline.yaml is not what dvc.yaml, params.yaml and runner.json make."""
     if not committed.is_file():
         return f"{committed.relative_to(CHECKOUT)} is missing: run `make kubeflow-compile` and commit it"
     with tempfile.TemporaryDirectory(prefix="kfp-compile-") as tmp:
         fresh = compile_pipeline(Path(tmp) / committed.name).read_text(encoding="utf-8")
     if fresh != committed.read_text(encoding="utf-8"):
         return (
-            f"{committed.relative_to(CHECKOUT)} is stale (dvc.yaml, params.yaml or runner.json changed since it "
-            "was compiled): run `make kubeflow-compile` and commit it"
+            f"{committed.relative_to(CHECKOUT)} is stale (dvc.yaml, params.yaml or runner.json changed "
+            "since it was compiled): run `make kubeflow-compile` and commit it"
         )
     return None
 
@@ -260,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "check":
         reason = stale_reason()
-        print(f"error: {reason}" if reason else f"{COMPILED.name} is current", file=sys.stderr if reason else sys.stdout)
+        print(
+            f"error: {reason}" if reason else f"{COMPILED.name} is current",
+            file=sys.stderr if reason else sys.stdout,
+        )
         return 1 if reason else 0
     override = json.loads(args.params_json)
     if not isinstance(override, dict):

@@ -1,24 +1,26 @@
-"""Submit the compiled pipeline to the cloud's Kubeflow Pipelines and, with --wait, report how the run ended.
+"""Submit the compiled pipeline to the cloud's Kubeflow Pipelines; with --wait, report how the run ended.
 
-Owns the submission and the wait, nothing of the pipeline: it sends training_pipeline.yaml (`make kubeflow-compile`)
-with the pipeline image of this commit in place of the compiled placeholder, the run's id, store and parameters
-(params.yaml's sections, merged with --params-json), then polls the run until it ends or --timeout-minutes pass
-(a run still going then is cancelled: training must not outlive the workflow that waits for it). The last line it
-prints is one JSON object, which the Retrain workflow puts in its job summary:
+Owns the submission and the wait, nothing of the pipeline: it sends training_pipeline.yaml (`make
+kubeflow-compile`; a stale one is refused) with the pipeline image of this commit in place of the compiled
+placeholder, the run's id, store and parameters (params.yaml's sections merged with --params-json), then polls
+the run until it ends or --timeout-minutes pass (a run still going then is cancelled: training must not
+outlive the workflow that waits for it). The last line it prints is one JSON object, which the Retrain
+workflow puts in its job summary:
 
     {"runner": "kubeflow", "run_id": ..., "url": ..., "state": "succeeded"|"failed"|"timed_out"|"running",
      "gate": {...}, "metrics": {...}}
 
-the gate's decision and the evaluation's metrics read from the run's store (a refused gate's report is there too).
-Exit status: 0 succeeded (or submitted without --wait), 1 failed, 3 timed out, 2 a configuration error.
+with the gate's decision and the evaluation's metrics read from the run's store (a refused gate's report is
+there too). Exit status: 0 succeeded (or submitted without --wait), 1 failed, 3 timed out, 2 a configuration
+error.
 
 Where, by runner.json's `platform`:
-  vertex  Vertex AI Pipelines (google-cloud-aiplatform PipelineJob) in GCP_PROJECT / runner.json's region, run as
-          PIPELINE_SERVICE_ACCOUNT, pipeline root PIPELINE_ROOT (default: <PIPELINE_STORE>/pipeline-root)
+  vertex  Vertex AI Pipelines (google-cloud-aiplatform PipelineJob) in GCP_PROJECT and runner.json's region,
+          run as PIPELINE_SERVICE_ACCOUNT, pipeline root PIPELINE_ROOT (default: <store>/pipeline-root)
   kfp     the Kubeflow Pipelines API of the organisation's cluster: KFP_HOST, KFP_TOKEN (a bearer token of the
-          profile's service account), KFP_NAMESPACE (the profile), KFP_EXPERIMENT (default: the pipeline's name)
-Both need PIPELINE_IMAGE (the pipeline image by digest), PIPELINE_STORE (the project bucket's prefix) and, with MLflow
-tracking, MLFLOW_TRACKING_URI (the tracking server, handed to every stage as the pipeline parameter tracking_uri).
+          profile's service account), KFP_NAMESPACE (the profile), KFP_EXPERIMENT (default: the pipeline name)
+Both need PIPELINE_IMAGE (the pipeline image by digest), PIPELINE_STORE (the project bucket's prefix) and,
+with MLflow tracking, MLFLOW_TRACKING_URI (the tracking server, every stage's parameter tracking_uri).
 """
 
 import argparse
@@ -34,7 +36,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pipeline  # noqa: E402 - orchestration/kubeflow/pipeline.py beside this file
+import pipeline  # orchestration/kubeflow/pipeline.py beside this file
 
 # The platforms' run states that end a run, as this script reports them (anything else: still going).
 TERMINAL = {
@@ -77,7 +79,7 @@ def wait_for(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Poll the run's state until it is terminal ("succeeded" / "failed") or the timeout passes ("timed_out")."""
+    """Poll the run's state until it ends ("succeeded" / "failed") or the timeout passes ("timed_out")."""
     deadline = clock() + timeout_seconds
     while True:
         raw = poll()
@@ -90,7 +92,9 @@ def wait_for(
         sleep(min(interval_seconds, max(deadline - clock(), 0.0)))
 
 
-def submit_vertex(package: Path, arguments: dict[str, Any], run_id: str) -> tuple[Callable[[], str], Any, str]:
+def submit_vertex(
+    package: Path, arguments: dict[str, Any], run_id: str
+) -> tuple[Callable[[], str], Any, str]:
     from google.cloud import aiplatform
 
     store = arguments["store"]
@@ -106,7 +110,7 @@ def submit_vertex(package: Path, arguments: dict[str, Any], run_id: str) -> tupl
         labels={"pipeline": pipeline.RUNNER["pipeline_name"]},
     )
     job.submit(service_account=setting("PIPELINE_SERVICE_ACCOUNT"))
-    return (lambda: str(job.state)), job.cancel, job._dashboard_uri()  # noqa: SLF001 - the console link
+    return (lambda: str(job.state)), job.cancel, job._dashboard_uri()  # the console link
 
 
 def submit_kfp(package: Path, arguments: dict[str, Any], run_id: str) -> tuple[Callable[[], str], Any, str]:
@@ -135,14 +139,18 @@ def submit_kfp(package: Path, arguments: dict[str, Any], run_id: str) -> tuple[C
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wait", action="store_true", help="wait for the run to end and report it")
-    parser.add_argument("--timeout-minutes", type=float, default=120.0, help="with --wait: then cancel the run")
+    parser.add_argument(
+        "--timeout-minutes", type=float, default=120.0, help="with --wait: then cancel the run"
+    )
     parser.add_argument("--params-json", default="{}", help="the run's overrides of params.yaml sections")
     parser.add_argument("--run-id", default=None, help="default: <pipeline>-<UTC time>")
     args = parser.parse_args(argv)
     platform = pipeline.RUNNER["platform"]
     try:
         if platform not in TERMINAL:
-            raise SubmitError(f"runner.json's platform is {platform!r}: run it with `make kubeflow-run-local`")
+            raise SubmitError(
+                f"runner.json's platform is {platform!r}: run it with `make kubeflow-run-local`"
+            )
         override = json.loads(args.params_json)
         if not isinstance(override, dict):
             raise SubmitError("--params-json must be a JSON object of params.yaml sections")
@@ -151,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         arguments = {
             "run_id": run_id,
             "store": store,
-            "params": json.dumps(pipeline.RUNNER_MODULE.merge(pipeline.PIPELINE["params"], override), sort_keys=True),
+            "params": json.dumps(
+                pipeline.RUNNER_MODULE.merge(pipeline.PIPELINE["params"], override), sort_keys=True
+            ),
             "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", ""),
         }
         if pipeline.PIPELINE["params"].get("tracking", {}).get("backend") == "mlflow":
@@ -173,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         state = wait_for(poll, platform, timeout_seconds=args.timeout_minutes * 60)
         if state == "timed_out":
             cancel()
-            print(f"error: the run did not end within {args.timeout_minutes:g} minutes: cancelled", file=sys.stderr)
+            print(
+                f"error: the run did not end within {args.timeout_minutes:g} minutes: cancelled",
+                file=sys.stderr,
+            )
         elif state == "failed":
             print(f"error: the run failed; its logs: {url} (docs/runbooks/kubeflow.md)", file=sys.stderr)
     result = pipeline.summary(store=store, run_id=run_id, state=state, url=url)
