@@ -100,9 +100,7 @@ def compiled(project: Path) -> dict:
 def test_the_pipeline_compiles_with_one_component_per_stage(
     render: Callable[..., Path], kfp_python: Path, tmp_path: Path, cloud: str
 ) -> None:
-    project = project_copy(
-        render, tmp_path, cloud_provider=cloud, serving="none" if cloud == "none" else "container"
-    )
+    project = project_copy(render, tmp_path, cloud_provider=cloud, serving="none" if cloud == "none" else "container")
     runner = json.loads((project / "orchestration" / "kubeflow" / "runner.json").read_text())
     assert runner["platform"] == PLATFORMS[cloud]
     started = time.monotonic()
@@ -121,8 +119,14 @@ def test_the_pipeline_compiles_with_one_component_per_stage(
         container = executors[f"exec-{name}"]["container"]
         # the stage's command in the pipeline image, bounded by the stage timeout of params.yaml
         assert container["command"] == [
-            "env", "MLFLOW_TRACKING_URI={{$.inputs.parameters['tracking_uri']}}",
-            "timeout", f"{settings['stage_timeout_minutes'] * 60}s", "python", "orchestration/pipeline.py", "run", name
+            "env",
+            "MLFLOW_TRACKING_URI={{$.inputs.parameters['tracking_uri']}}",
+            "timeout",
+            f"{settings['stage_timeout_minutes'] * 60}s",
+            "python",
+            "orchestration/pipeline.py",
+            "run",
+            name,
         ]
         assert container["image"] == "customer-churn-pipeline:compiled"  # submit.py sets this commit's image
         assert "--result-file" in container["args"] and "--params-json" in container["args"]
@@ -199,8 +203,9 @@ class Clock:
 
 out = {}
 clock = Clock()
-out["vertex_ok"] = submit.wait_for(states("PipelineState.PIPELINE_STATE_RUNNING", "PipelineState.PIPELINE_STATE_SUCCEEDED"),
-    "vertex", timeout_seconds=600, interval_seconds=30, clock=clock, sleep=clock.sleep)
+vertex = ("PipelineState.PIPELINE_STATE_RUNNING", "PipelineState.PIPELINE_STATE_SUCCEEDED")
+out["vertex_ok"] = submit.wait_for(states(*vertex), "vertex", timeout_seconds=600, interval_seconds=30,
+    clock=clock, sleep=clock.sleep)
 out["vertex_ok_after"] = clock.now
 clock = Clock()
 out["kfp_failed"] = submit.wait_for(states("PENDING", "RUNNING", "FAILED"), "kfp", timeout_seconds=600,
@@ -211,7 +216,8 @@ out["kfp_timed_out"] = submit.wait_for(lambda: "RUNNING", "kfp", timeout_seconds
 out["timed_out_after"] = clock.now
 import pathlib, tempfile, yaml
 with tempfile.TemporaryDirectory() as tmp:
-    target = submit.with_image(submit.pipeline.COMPILED, "registry.example/p@sha256:" + "0" * 64, pathlib.Path(tmp) / "p.yaml")
+    image = "registry.example/p@sha256:" + "0" * 64
+    target = submit.with_image(submit.pipeline.COMPILED, image, pathlib.Path(tmp) / "p.yaml")
     spec = yaml.safe_load(target.read_text())
     out["images"] = sorted({e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()})
 print(json.dumps(out))
@@ -281,8 +287,15 @@ def test_kfp_local_runs_the_pipeline_like_dvc_repro(
     elapsed, output = step(
         project,
         [
-            str(kfp_python), "orchestration/kubeflow/pipeline.py", "run-local", "--store", str(store),
-            "--run-id", "local-1", "--params-json", json.dumps({"data": {"raw": f"./{raw}"}}),
+            str(kfp_python),
+            "orchestration/kubeflow/pipeline.py",
+            "run-local",
+            "--store",
+            str(store),
+            "--run-id",
+            "local-1",
+            "--params-json",
+            json.dumps({"data": {"raw": f"./{raw}"}}),
         ],
         clean_env(PIPELINE_PROJECT_DIR=str(project), PIPELINE_PYTHON=str(project / ".venv" / "bin" / "python")),
     )

@@ -152,9 +152,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if cluster_kfp else absent).add("orchestration/kubeflow/profile.yaml")
     for other in ("aws", "gcp", "azure"):
         for name in ("orchestration_kubeflow.tf", "tests/orchestration_kubeflow.tftest.hcl"):
-            (present if kubeflow and other == cloud else absent).add(
-                f"infra/terraform/{other}/{name}"
-            )
+            (present if kubeflow and other == cloud else absent).add(f"infra/terraform/{other}/{name}")
     if airflow or kubeflow:
         present.update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
     else:
