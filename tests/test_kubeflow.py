@@ -253,6 +253,12 @@ def test_submit_waits_times_out_and_refuses_what_it_cannot_submit(
     )
     stale = run(submit, cwd=project, env=env)
     assert stale.returncode == 2 and "is stale" in stale.stderr
+    # what the client raises (here: no google-cloud-aiplatform in the test's kfp venv) is a clear refusal, exit 2
+    assert kfp(kfp_python, project, "compile").returncode == 0
+    env.update(GCP_PROJECT="demo", PIPELINE_SERVICE_ACCOUNT="pipeline@demo.iam.gserviceaccount.com")
+    unreachable = run(submit, cwd=project, env=env)
+    assert unreachable.returncode == 2, unreachable.stderr
+    assert "error: vertex refused or could not take the run: ModuleNotFoundError" in unreachable.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -173,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="kfp-submit-") as tmp:
             package = with_image(pipeline.COMPILED, image, Path(tmp) / "training_pipeline.yaml")
             submit = submit_vertex if platform == "vertex" else submit_kfp
-            poll, cancel, url = submit(package, arguments, run_id)
+            try:
+                poll, cancel, url = submit(package, arguments, run_id)
+            except Exception as error:  # the client's own errors: credentials, permissions, the endpoint
+                raise SubmitError(
+                    f"{platform} refused or could not take the run: {type(error).__name__}: {error}"
+                ) from error
     except (SubmitError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
