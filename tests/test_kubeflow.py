@@ -258,7 +258,8 @@ def test_submit_waits_times_out_and_refuses_what_it_cannot_submit(
     env.update(GCP_PROJECT="demo", PIPELINE_SERVICE_ACCOUNT="pipeline@demo.iam.gserviceaccount.com")
     unreachable = run(submit, cwd=project, env=env)
     assert unreachable.returncode == 2, unreachable.stderr
-    assert "error: vertex refused or could not take the run: ModuleNotFoundError" in unreachable.stderr
+    assert "error: vertex refused or could not take the run: ImportError" in unreachable.stderr
+    assert "aiplatform" in unreachable.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------
