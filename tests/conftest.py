@@ -32,7 +32,7 @@ ANSWER_SPACE: dict[str, tuple] = {
     "feature_store": ("none", "feast"),
     # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
     # (cloud_provider none: a local Airflow with the DAG's local execution profile)
-    "orchestrator": ("dvc", "airflow"),
+    "orchestrator": ("dvc", "airflow", "kubeflow"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -141,9 +141,16 @@ CLOUD_TRACKING_COMBOS = [
     for tracking in ANSWER_SPACE["tracking_server"]
     if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
 ]
+# The Terraform of orchestrator kubeflow (orchestration_kubeflow.tf) per cloud: the first render of each such pair.
+CLOUD_KUBEFLOW_COMBOS = [
+    next(row for row in RENDER_MATRIX if (row["cloud_provider"], row["orchestrator"]) == (cloud, "kubeflow"))
+    for cloud in CLOUDS
+    if cloud != "none"
+]
 INFRA_COMBOS = [row for row in CLOUD_SERVING_COMBOS if row["cloud_provider"] != "none"] + [
     row for row in CLOUD_TRACKING_COMBOS if row not in CLOUD_SERVING_COMBOS
 ]
+INFRA_COMBOS += [row for row in CLOUD_KUBEFLOW_COMBOS if row not in INFRA_COMBOS]
 
 
 def non_default(answers: dict) -> dict:

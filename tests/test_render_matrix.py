@@ -131,14 +131,31 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     airflow = answers.get("orchestrator", "dvc") == "airflow"
     (present if airflow else absent).update(
         {
-            "orchestration/pipeline.py",
             "orchestration/airflow/dags/training_pipeline.py",
             "orchestration/airflow/runner.json",
-            "tests/test_orchestration.py",
             "docs/runbooks/airflow.md",
         }
     )
-    if not airflow:
+    # orchestrator kubeflow: the pipeline, its runner settings and submission, and its runbook; the compiled IR YAML
+    # is the project's to commit after `make kubeflow-compile` (kfp is not a render-time dependency)
+    kubeflow = answers.get("orchestrator", "dvc") == "kubeflow"
+    (present if kubeflow else absent).update(
+        {
+            "orchestration/kubeflow/pipeline.py",
+            "orchestration/kubeflow/runner.json",
+            "orchestration/kubeflow/submit.py",
+            "docs/runbooks/kubeflow.md",
+        }
+    )
+    absent.add("orchestration/kubeflow/training_pipeline.yaml")
+    cluster_kfp = kubeflow and cloud in ("aws", "azure")
+    (present if cluster_kfp else absent).add("orchestration/kubeflow/profile.yaml")
+    for other in ("aws", "gcp", "azure"):
+        for name in ("orchestration_kubeflow.tf", "tests/orchestration_kubeflow.tftest.hcl"):
+            (present if kubeflow and other == cloud else absent).add(f"infra/terraform/{other}/{name}")
+    if airflow or kubeflow:
+        present.update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
+    else:
         absent.add("orchestration")
     return present, absent
 

@@ -260,6 +260,21 @@ def _oidc_variable(url: str) -> str:
     )
 
 
+def _kubeflow_variable(url: str) -> str:
+    """The IAM OIDC provider of the EKS cluster whose Kubeflow runs the pipeline (orchestration_kubeflow.tf)."""
+    import boto3
+
+    iam = boto3.client(
+        "iam", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    arn = iam.create_open_id_connect_provider(
+        Url="https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B716D3041E",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"],
+    )["OpenIDConnectProviderArn"]
+    return f"-var=kubeflow_oidc_provider_arn={arn}"
+
+
 def _tracking_variables(url: str) -> list[str]:
     """The self-hosted tracking server's settings (tracking_server.tf): its OIDC secrets in Secrets Manager."""
     import boto3
@@ -297,7 +312,9 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
     # batch also carries the self-hosted tracking server (the network it shares with the batch job included).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    source = render(cloud_provider="aws", serving=mode, **tracking) / "infra" / "terraform" / "aws"
+    # managed also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf).
+    kubeflow = {"orchestrator": "kubeflow"} if mode == "managed" else {}
+    source = render(cloud_provider="aws", serving=mode, **tracking, **kubeflow) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)
@@ -322,6 +339,8 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
         variables += [f"-var=certificate_arn={_certificate(moto)}", f"-var={_oidc_variable(moto)}"]
     if tracking:
         variables += _tracking_variables(moto)
+    if kubeflow:
+        variables.append(_kubeflow_variable(moto))
     common = ["-input=false", "-no-color", "-parallelism=30"]
     timings: dict[str, float] = {}
 
@@ -344,6 +363,12 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     assert not untagged, f"{mode}: resources without the default tags: {untagged}"
     tagged = [r for r in applied if "tags_all" in r["values"]]
     assert tagged, f"{mode}: no applied resource carries tags_all: the tag check would prove nothing"
+    if kubeflow:
+        (role,) = [r for r in applied if r["address"] == "aws_iam_role.pipeline[0]"]
+        trust = json.loads(role["values"]["assume_role_policy"])["Statement"][0]
+        assert trust["Principal"]["Federated"].endswith(
+            "oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B716D3041E"
+        )
 
     plan, timings["plan"] = _terraform(["plan", "-detailed-exitcode", *common, *variables], workdir, env, STEP_TIMEOUT)
     assert plan.returncode == 0, (

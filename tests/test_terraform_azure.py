@@ -324,7 +324,10 @@ REFERENCE = re.compile(r"\b(azurerm_\w+|azapi_\w+|local|var)\.(\w+)")
 @pytest.mark.parametrize("serving", SERVING_MODES)
 def test_every_reference_is_declared(render, serving: str, monitoring: bool) -> None:
     """What `terraform validate` would catch first when files are excluded per answer: dangling references."""
-    module = azure_module(render, serving=serving, monitoring=monitoring)
+    assert not undeclared(azure_module(render, serving=serving, monitoring=monitoring)), serving
+
+
+def undeclared(module: Module) -> list[str]:
     declared = {f"{kind}.{name}" for kind, name in module.resources}
     declared |= {f"local.{name}" for name in module.locals} | {f"var.{name}" for name in module.variables}
     sources = sorted(module.root.glob("*.tf"))
@@ -332,8 +335,24 @@ def test_every_reference_is_declared(render, serving: str, monitoring: bool) -> 
     data_used = set(re.findall(r"\bdata\.\w+\.\w+", text))
     assert data_used <= module.data_sources, f"undeclared data sources: {data_used - module.data_sources}"
     used = {f"{kind}.{name}" for kind, name in REFERENCE.findall(re.sub(r"\bdata\.\w+\.\w+", "", text))}
-    missing = sorted(reference for reference in used if reference not in declared)
-    assert not missing, f"undeclared references in the {serving} module: {missing}"
+    return sorted(reference for reference in used if reference not in declared)
+
+
+def test_kubeflow_pipeline_identity_reads_and_writes_the_run_store_only(render) -> None:
+    """orchestrator kubeflow: one managed identity, trusted by the profile's service account, blobs under pipeline/."""
+    module = azure_module(render, orchestrator="kubeflow")
+    assert not undeclared(module)
+    test_every_taggable_resource_carries_the_cost_and_ownership_tags(module)
+    credential = module.of_type("azurerm_federated_identity_credential")["pipeline"]
+    assert credential["subject"] == (
+        "system:serviceaccount:${local.kubeflow_namespace}:${local.kubeflow_service_account}"
+    )
+    assert credential["audience"] == ["api://AzureADTokenExchange"]
+    assignment = module.of_type("azurerm_role_assignment")["pipeline_run_store"]
+    assert assignment["scope"] == '${azurerm_storage_container.main["data"].id}'
+    assert assignment["condition_version"] == "2.0"
+    assert assignment["condition"].count("StringStartsWith '${local.pipeline_prefix}'") == 2
+    assert module.locals["pipeline_prefix"] == "pipeline/"
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])

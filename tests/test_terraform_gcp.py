@@ -129,6 +129,24 @@ def test_every_reference_resolves(module: Module) -> None:
     assert not missing, f"undefined references: {sorted(missing)}"
 
 
+def test_kubeflow_pipeline_identity_is_least_privilege(render) -> None:
+    """orchestrator kubeflow: the Vertex pipeline service account reaches the pipeline/ prefix and its image only."""
+    module = Module(render(cloud_provider="gcp", orchestrator="kubeflow") / "infra" / "terraform" / "gcp")
+    test_every_reference_resolves(module)
+    test_no_keys_and_no_basic_write_roles(module)
+    store = module.resource("google_storage_bucket_iam_member", "pipeline_store")
+    assert store["role"] == "roles/storage.objectUser"
+    assert "/objects/${local.pipeline_prefix}" in store["condition"][0]["expression"]
+    assert module.locals()["pipeline_prefix"] == "pipeline/"
+    act_as = module.resource("google_service_account_iam_member", "pipeline_act_as")
+    assert act_as["service_account_id"] == "${google_service_account.pipeline.name}"
+    assert set(act_as["for_each"]) == {"pipeline", "ci"}
+    roles = module.resource("google_project_iam_member", "pipeline")["for_each"]
+    assert "roles/aiplatform.user" in roles and not [r for r in roles if "admin" in r.lower()]
+    reader = module.resource("google_artifact_registry_repository_iam_member", "pipeline_pulls_image")
+    assert reader["role"] == "roles/artifactregistry.reader"
+
+
 def test_outputs_follow_the_contract(module: Module) -> None:
     outputs = [name for block in module.blocks("output") for name in block]
     assert set(outputs) >= CONTRACT_OUTPUTS

@@ -317,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--project-dir", type=Path, default=ROOT, help="where contract.yaml and the raw data are"
     )
+    run.add_argument(
+        "--result-file",
+        type=Path,
+        help="also write the stage's result (the last line) to this file: an orchestrator's output parameter",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -344,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, sort_keys=True), flush=True)
+    if args.result_file is not None:
+        args.result_file.parent.mkdir(parents=True, exist_ok=True)
+        args.result_file.write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
     if args.stage == "gate" and returncode != 0 and result.get("gate", {}).get("passed") is False:
         return GATE_REJECTED
     return returncode

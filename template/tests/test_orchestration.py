@@ -93,9 +93,13 @@ def test_the_validate_stage_runs_with_a_run_s_parameters_and_leaves_its_report_i
             override,
             "--project-dir",
             str(ROOT),
+            "--result-file",
+            str(tmp_path / "outputs" / "result"),
         ]
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, result
     assert result == {"returncode": 0, "stage": "validate"}
+    # an orchestrator's output parameter (Kubeflow's component output) holds the same result
+    assert json.loads((tmp_path / "outputs" / "result").read_text(encoding="utf-8")) == result
     assert (tmp_path / "store" / "runs" / "manual__1" / "reports" / "validation.json").is_file()
