@@ -30,9 +30,10 @@ ANSWER_SPACE: dict[str, tuple] = {
     "tracking_server": ("local", "self_hosted", "managed"),
     # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
     "feature_store": ("none", "feast"),
-    # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
-    # (cloud_provider none: a local Airflow with the DAG's local execution profile)
-    "orchestrator": ("dvc", "airflow"),
+    # what runs the pipeline's stages: dvc repro (today's behaviour), an Airflow DAG (every cloud; cloud_provider
+    # none: a local Airflow with the DAG's local execution profile) or SageMaker Pipelines (aws only, with MLflow
+    # managed or off)
+    "orchestrator": ("dvc", "airflow", "sagemaker"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -65,6 +66,13 @@ def allows(answers: dict) -> bool:
         answers.get("cloud_provider", "none") != "none"
         or not is_allowed("none", answers.get("serving", "none"))
         or answers.get("kserve")
+    ):
+        return False
+    # sagemaker needs aws, and MLflow the jobs can reach with their AWS role (managed) or none (copier.yml's
+    # orchestrator validator); tracking_server defaults to local when it is not asked
+    if answers.get("orchestrator") == "sagemaker" and (
+        answers.get("cloud_provider", "aws") != "aws"
+        or (answers.get("experiment_tracking", "mlflow") == "mlflow" and server != "managed")
     ):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud

@@ -127,7 +127,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect
     (present if monitoring and cloud != "none" else absent).add(".github/workflows/drift.yml")
-    # orchestrator: the runner-neutral description and runner, and the Airflow DAG with its runbook
+    # orchestrator: the runner-neutral description and runner, and each runner's files with its runbook
     airflow = answers.get("orchestrator", "dvc") == "airflow"
     (present if airflow else absent).update(
         {
@@ -138,7 +138,23 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
             "docs/runbooks/airflow.md",
         }
     )
-    if not airflow:
+    sagemaker = answers.get("orchestrator", "dvc") == "sagemaker"
+    (present if sagemaker else absent).update(
+        {
+            "orchestration/sagemaker/pipeline.py",
+            "orchestration/sagemaker/submit.py",
+            "orchestration/sagemaker/settings.json",
+            "docs/runbooks/sagemaker.md",
+            "infra/terraform/aws/orchestration_sagemaker.tf",
+            "infra/terraform/aws/tests/orchestration_sagemaker.tftest.hcl",
+        }
+    )
+    (present if sagemaker and server == "managed" else absent).add(
+        "infra/terraform/aws/orchestration_sagemaker_tracking.tf"
+    )
+    if sagemaker:
+        present.add("orchestration/pipeline.py")
+    if not (airflow or sagemaker):
         absent.add("orchestration")
     return present, absent
 

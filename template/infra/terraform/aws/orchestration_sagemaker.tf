@@ -69,7 +69,7 @@ locals {
   ]
 }
 
-data "aws_iam_policy_document" "sagemaker_trust" {
+data "aws_iam_policy_document" "sagemaker_pipeline_trust" {
   statement {
     actions = ["sts:AssumeRole"]
 
@@ -89,14 +89,14 @@ data "aws_iam_policy_document" "sagemaker_trust" {
 resource "aws_iam_role" "sagemaker_pipeline" {
   name                 = "${local.name}-sagemaker-pipeline"
   description          = "SageMaker Pipelines runs the training pipeline of ${local.name} with it"
-  assume_role_policy   = data.aws_iam_policy_document.sagemaker_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.sagemaker_pipeline_trust.json
   permissions_boundary = aws_iam_policy.boundary.arn
 }
 
 resource "aws_iam_role" "sagemaker_job" {
   name                 = "${local.name}-sagemaker-job"
   description          = "The processing and training jobs of the training pipeline of ${local.name}"
-  assume_role_policy   = data.aws_iam_policy_document.sagemaker_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.sagemaker_pipeline_trust.json
   permissions_boundary = aws_iam_policy.boundary.arn
 }
 

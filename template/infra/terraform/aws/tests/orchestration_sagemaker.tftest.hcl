@@ -44,7 +44,7 @@ run "roles_are_least_privilege" {
 
   assert {
     condition = alltrue([
-      for statement in data.aws_iam_policy_document.sagemaker_trust.statement :
+      for statement in data.aws_iam_policy_document.sagemaker_pipeline_trust.statement :
       statement.principals == toset([{ type = "Service", identifiers = toset(["sagemaker.amazonaws.com"]) }])
     ])
     error_message = "only SageMaker may assume the pipeline and job roles"
