@@ -149,9 +149,24 @@ CLOUD_TRACKING_COMBOS = [
     for tracking in ANSWER_SPACE["tracking_server"]
     if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
 ]
+# An orchestrator's Terraform (orchestration_<orchestrator>.tf) depends on cloud x orchestrator: the first render of each.
+CLOUD_ORCHESTRATOR_COMBOS = [
+    row
+    for cloud in CLOUDS
+    if cloud != "none"
+    for orchestrator in ANSWER_SPACE["orchestrator"]
+    if orchestrator != "dvc"
+    and (
+        row := next(
+            (row for row in RENDER_MATRIX if (row["cloud_provider"], row["orchestrator"]) == (cloud, orchestrator)),
+            None,
+        )
+    )
+]
 INFRA_COMBOS = [row for row in CLOUD_SERVING_COMBOS if row["cloud_provider"] != "none"] + [
     row for row in CLOUD_TRACKING_COMBOS if row not in CLOUD_SERVING_COMBOS
 ]
+INFRA_COMBOS += [row for row in CLOUD_ORCHESTRATOR_COMBOS if row not in INFRA_COMBOS]
 
 
 def non_default(answers: dict) -> dict:
