@@ -128,13 +128,13 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     # the scheduled drift job needs a bucket where the service's inference logs collect
     (present if monitoring and cloud != "none" else absent).add(".github/workflows/drift.yml")
     # orchestrator: the runner-neutral description and runner, and each runner's files with its runbook
+    orchestrated = answers.get("orchestrator", "dvc") != "dvc"
+    (present if orchestrated else absent).update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
     airflow = answers.get("orchestrator", "dvc") == "airflow"
     (present if airflow else absent).update(
         {
-            "orchestration/pipeline.py",
             "orchestration/airflow/dags/training_pipeline.py",
             "orchestration/airflow/runner.json",
-            "tests/test_orchestration.py",
             "docs/runbooks/airflow.md",
         }
     )
@@ -152,9 +152,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if sagemaker and server == "managed" else absent).add(
         "infra/terraform/aws/orchestration_sagemaker_tracking.tf"
     )
-    if sagemaker:
-        present.add("orchestration/pipeline.py")
-    if not (airflow or sagemaker):
+    if not orchestrated:
         absent.add("orchestration")
     return present, absent
 

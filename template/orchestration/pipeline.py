@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         "--gate-refusal-exit",
         type=int,
         default=GATE_REJECTED,
-        help=f"exit status when the gate refuses the model (default {GATE_REJECTED}; 0 where the orchestrator "
-        "branches on the result file instead, as SageMaker's ConditionStep does)",
+        help=f"exit status when the gate refuses the model (default {GATE_REJECTED}; 0 where the "
+        "orchestrator branches on the result file instead, as SageMaker's ConditionStep does)",
     )
     args = parser.parse_args(argv)
 

@@ -1,10 +1,10 @@
 """The training pipeline as a SageMaker Pipelines definition, built with the SageMaker Python SDK (2.x).
 
 Owns the wiring and nothing else. The stages, their order and their commands come from dvc.yaml through
-orchestration/pipeline.py's `describe` (no stage is listed here), and each step runs the same command as every
-other orchestrator, `python orchestration/pipeline.py run <stage>`, in the project's pipeline image, with the
-artefacts in the project bucket (the parameter Store) under runs/<execution id>/. Which step a stage becomes is
-derived from the description:
+orchestration/pipeline.py's `describe` (no stage is listed here), and each step runs the same command as
+every other orchestrator, `python orchestration/pipeline.py run <stage>`, in the project's pipeline image,
+with the artefacts in the project bucket (the parameter Store) under runs/<execution id>/. Which step a stage
+becomes is derived from the description:
 
   the stage that reads params.yaml's `model`     a TrainingStep: a training job on TrainingInstanceType
   the stage that writes reports/gate.json        a ProcessingStep whose result is a PropertyFile, then a
@@ -22,8 +22,8 @@ instance types, the volume size and the tracking URI. The role the jobs run with
 no parameter for it): the Terraform output `sagemaker_job_role_arn`.
 
 Building the definition makes no AWS call: the PipelineSession needs a region, and the jobs' output paths
-are given, so the SDK never looks up a default bucket. `make sagemaker-definition` runs this in .venv-sagemaker
-(the SDK is not a dependency of the project) and writes orchestration/sagemaker/pipeline.json.
+are given, so the SDK never looks up a default bucket. `make sagemaker-definition` runs this in
+.venv-sagemaker (the SDK is not a dependency of the project) and writes orchestration/sagemaker/pipeline.json.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GATE_REPORT = "reports/gate.json"  # what the gate stage writes (orchestration/pipeline.py reads the same file)
+GATE_REPORT = (
+    "reports/gate.json"  # what the gate stage writes (orchestration/pipeline.py reads the same file)
+)
 TRAINING_PARAMS = "model"  # the params.yaml section of the stage that fits the model
 RESULT_DIR = "/opt/ml/processing/result"  # where a processing step leaves the stage's result for the pipeline
 
@@ -95,13 +97,14 @@ def build(
     tracking_uri: str = "",
 ) -> Any:
     """The SageMaker Pipeline (SDK object) of the description."""
+    import boto3
     from sagemaker.estimator import Estimator
     from sagemaker.processing import ProcessingOutput, Processor
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionEquals
     from sagemaker.workflow.execution_variables import ExecutionVariables
     from sagemaker.workflow.fail_step import FailStep
-    from sagemaker.workflow.functions import JsonGet, Join
+    from sagemaker.workflow.functions import Join, JsonGet
     from sagemaker.workflow.parameters import ParameterInteger, ParameterString
     from sagemaker.workflow.pipeline import Pipeline
     from sagemaker.workflow.pipeline_context import PipelineSession
@@ -114,21 +117,28 @@ def build(
     )
     from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
-    import boto3
-
     # No SDK defaults file and no telemetry: the definition depends on this repository only, and building it
     # sends nothing anywhere.
     session = PipelineSession(
         boto_session=boto3.Session(region_name=settings["region"]),
-        sagemaker_config={"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}},
+        sagemaker_config={
+            "SchemaVersion": "1.0",
+            "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+        },
     )
     runner = description.get("runner") or {}
     sections = {name: value for name, value in description["params"].items() if isinstance(value, dict)}
-    run_params = {name: ParameterString(name=name, default_value=json.dumps(value)) for name, value in sections.items()}
+    run_params = {
+        name: ParameterString(name=name, default_value=json.dumps(value)) for name, value in sections.items()
+    }
     image = ParameterString(name="Image", default_value=image_uri)
     store_param = ParameterString(name="Store", default_value=store)
-    processing_type = ParameterString(name="ProcessingInstanceType", default_value=settings["processing_instance_type"])
-    training_type = ParameterString(name="TrainingInstanceType", default_value=settings["training_instance_type"])
+    processing_type = ParameterString(
+        name="ProcessingInstanceType", default_value=settings["processing_instance_type"]
+    )
+    training_type = ParameterString(
+        name="TrainingInstanceType", default_value=settings["training_instance_type"]
+    )
     volume_size = ParameterInteger(name="VolumeSizeGB", default_value=int(settings["volume_size_gb"]))
     tracking = ParameterString(name="MlflowTrackingUri", default_value=tracking_uri)
     parameters = [*run_params.values(), image, store_param, processing_type, training_type, volume_size]
@@ -147,11 +157,16 @@ def build(
     attempts = max(1, int(runner.get("retries", 2)) + 1)
     retry = [
         # SageMaker's own faults and capacity, never the stage's failure (the same code fails the same way)
-        StepRetryPolicy(exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
-                        max_attempts=attempts, interval_seconds=int(float(runner.get("retry_delay_minutes", 5)) * 60)),
+        StepRetryPolicy(
+            exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+            max_attempts=attempts,
+            interval_seconds=int(float(runner.get("retry_delay_minutes", 5)) * 60),
+        ),
         SageMakerJobStepRetryPolicy(
-            failure_reason_types=[SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
-                                  SageMakerJobExceptionTypeEnum.CAPACITY_ERROR],
+            failure_reason_types=[
+                SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+            ],
             max_attempts=attempts,
             interval_seconds=int(float(runner.get("retry_delay_minutes", 5)) * 60),
         ),
@@ -159,8 +174,19 @@ def build(
     tags = [{"Key": key, "Value": value} for key, value in settings["tags"].items()]
 
     def command(stage: str, *extra: Any) -> list[Any]:
-        return ["python", "orchestration/pipeline.py", "run", stage, "--store", store_param,
-                "--run-id", ExecutionVariables.PIPELINE_EXECUTION_ID, "--params-json", params_json, *extra]
+        return [
+            "python",
+            "orchestration/pipeline.py",
+            "run",
+            stage,
+            "--store",
+            store_param,
+            "--run-id",
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "--params-json",
+            params_json,
+            *extra,
+        ]
 
     kinds = step_kinds(description)
     gate = next(name for name, kind in kinds.items() if kind == "gate")
@@ -192,8 +218,9 @@ def build(
                 sagemaker_session=session,
                 disable_profiler=True,
             )
-            steps[name] = TrainingStep(name=name, step_args=estimator.fit(), depends_on=depends or None,
-                                       retry_policies=retry)
+            steps[name] = TrainingStep(
+                name=name, step_args=estimator.fit(), depends_on=depends or None, retry_policies=retry
+            )
             continue
         processor = Processor(
             role=role_arn,
@@ -215,8 +242,13 @@ def build(
         if kind == "gate":
             # a refusal is the gate's answer, not a failed job: exit 0, and the ConditionStep reads the result
             arguments += ["--result-file", f"{RESULT_DIR}/result.json", "--gate-refusal-exit", "0"]
-            outputs = [ProcessingOutput(output_name="result", source=RESULT_DIR,
-                                        destination=Join(on="/", values=[run_folder, "sagemaker", name]))]
+            outputs = [
+                ProcessingOutput(
+                    output_name="result",
+                    source=RESULT_DIR,
+                    destination=Join(on="/", values=[run_folder, "sagemaker", name]),
+                )
+            ]
         steps[name] = ProcessingStep(
             name=name,
             step_args=processor.run(arguments=arguments, outputs=outputs or None),
@@ -229,8 +261,10 @@ def build(
     )
     refused = FailStep(
         name="GateRefused",
-        error_message=Join(on="", values=[
-            "the quality gate refused the model: ", run_folder, "/", GATE_REPORT, " has its reasons"]),
+        error_message=Join(
+            on="",
+            values=["the quality gate refused the model: ", run_folder, "/", GATE_REPORT, " has its reasons"],
+        ),
     )
     check = ConditionStep(
         name="GatePassed",
@@ -256,21 +290,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=HERE / "pipeline.json")
     parser.add_argument("--project-dir", type=Path, default=ROOT)
-    parser.add_argument("--role-arn", default=os.environ.get("SAGEMAKER_JOB_ROLE_ARN", ""),
-                        help="the role the jobs run with (Terraform output sagemaker_job_role_arn)")
-    parser.add_argument("--image", default=os.environ.get("PIPELINE_IMAGE", ""),
-                        help="default of the parameter Image: the pipeline image by digest")
-    parser.add_argument("--store", default=os.environ.get("PIPELINE_STORE", ""),
-                        help="default of the parameter Store: s3://<bucket>/<prefix> of the runs' artefacts")
-    parser.add_argument("--kms-key-arn", default=os.environ.get("SAGEMAKER_KMS_KEY_ARN", ""),
-                        help="the project key that encrypts the jobs' volumes and outputs")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", ""),
-                        help="default of the parameter MlflowTrackingUri")
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("SAGEMAKER_JOB_ROLE_ARN", ""),
+        help="the role the jobs run with (Terraform output sagemaker_job_role_arn)",
+    )
+    parser.add_argument(
+        "--image",
+        default=os.environ.get("PIPELINE_IMAGE", ""),
+        help="default of the parameter Image: the pipeline image by digest",
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("PIPELINE_STORE", ""),
+        help="default of the parameter Store: s3://<bucket>/<prefix> of the runs' artefacts",
+    )
+    parser.add_argument(
+        "--kms-key-arn",
+        default=os.environ.get("SAGEMAKER_KMS_KEY_ARN", ""),
+        help="the project key that encrypts the jobs' volumes and outputs",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+        help="default of the parameter MlflowTrackingUri",
+    )
     args = parser.parse_args(argv)
     missing = [flag for flag in ("role_arn", "image", "store", "kms_key_arn") if not getattr(args, flag)]
     if missing:
-        print(f"error: set {', '.join('--' + m.replace('_', '-') for m in missing)} (or their environment "
-              "variables: README.md, Running on SageMaker Pipelines)", file=sys.stderr)
+        print(
+            f"error: set {', '.join('--' + m.replace('_', '-') for m in missing)} (or their environment "
+            "variables: README.md, Running on SageMaker Pipelines)",
+            file=sys.stderr,
+        )
         return 2
     if not args.store.startswith("s3://"):
         print(f"error: --store must be an s3:// URI, not {args.store!r}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Upsert the SageMaker pipeline and start one execution: what the Retrain workflow runs for orchestrator sagemaker.
+"""Upsert the SageMaker pipeline and start one execution (what the Retrain workflow runs for sagemaker).
 
 Owns the hand-off to SageMaker Pipelines and nothing else: it reads the definition `make sagemaker-definition`
 wrote (orchestration/sagemaker/pipeline.json), creates or updates the pipeline with it, starts an execution
@@ -8,8 +8,8 @@ timeout passes. The gate's decision and the evaluation's metrics come from the r
 (reports/gate.json, reports/metrics.json under runs/<execution id>/), where the steps left them.
 
 Its last line of output is one JSON object: runner, run_id, url, state (succeeded | failed | timed_out |
-started), gate, metrics. Exit status 0 when the run succeeded (or was started without --wait), 1 when it failed
-or the gate refused the model, 3 on timeout (the execution is stopped), 2 when the inputs are wrong.
+started), gate, metrics. Exit status 0 when the run succeeded (or was started without --wait), 1 when it
+failed or the gate refused the model, 3 on timeout (the execution is stopped), 2 when the inputs are wrong.
 
 Only botocore (a dependency of every aws project), with the caller's AWS credentials; AWS_ENDPOINT_URL is
 honoured, as by every AWS SDK.
@@ -44,7 +44,9 @@ def console_url(region: str, pipeline: str, execution_arn: str) -> str:
     )
 
 
-def execution_parameters(definition: dict[str, Any], override: dict[str, Any], extra: dict[str, str]) -> list[dict]:
+def execution_parameters(
+    definition: dict[str, Any], override: dict[str, Any], extra: dict[str, str]
+) -> list[dict]:
     """The parameters of this execution: params.yaml sections (JSON) and named settings, checked against the
     definition so that a misspelt section fails here and not inside a job."""
     declared = {parameter["Name"] for parameter in definition.get("Parameters", [])}
@@ -93,9 +95,13 @@ def wait(client: Any, execution_arn: str, timeout_minutes: float, poll_seconds: 
     deadline = time.monotonic() + timeout_minutes * 60
     seen: set[tuple[str, str]] = set()
     while True:
-        status = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)["PipelineExecutionStatus"]
+        status = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)[
+            "PipelineExecutionStatus"
+        ]
         try:
-            steps = client.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
+            steps = client.list_pipeline_execution_steps(
+                PipelineExecutionArn=execution_arn, SortOrder="Ascending"
+            )
         except ClientError as error:  # the progress lines only: the execution's status decides
             print(f"  (no step list: {error.response.get('Error', {}).get('Code', error)})", flush=True)
             steps = {}
@@ -115,15 +121,29 @@ def wait(client: Any, execution_arn: str, timeout_minutes: float, poll_seconds: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--definition", type=Path, default=HERE / "pipeline.json",
-                        help="the definition `make sagemaker-definition` wrote")
+    parser.add_argument(
+        "--definition",
+        type=Path,
+        default=HERE / "pipeline.json",
+        help="the definition `make sagemaker-definition` wrote",
+    )
     parser.add_argument("--params-json", default="{}", help="params.yaml sections to override for this run")
-    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
-                        help="another pipeline parameter for this run (e.g. TrainingInstanceType=ml.m5.2xlarge)")
-    parser.add_argument("--role-arn", default=os.environ.get("SAGEMAKER_PIPELINE_ROLE_ARN", ""),
-                        help="the role SageMaker Pipelines runs the pipeline with (output sagemaker_pipeline_role_arn)")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another pipeline parameter for this run (e.g. TrainingInstanceType=ml.m5.2xlarge)",
+    )
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("SAGEMAKER_PIPELINE_ROLE_ARN", ""),
+        help="the role SageMaker Pipelines runs the pipeline with (output sagemaker_pipeline_role_arn)",
+    )
     parser.add_argument("--wait", action="store_true", help="poll the execution until it ends")
-    parser.add_argument("--timeout-minutes", type=float, default=180, help="with --wait: stop the run after this")
+    parser.add_argument(
+        "--timeout-minutes", type=float, default=180, help="with --wait: stop the run after this"
+    )
     parser.add_argument("--poll-seconds", type=float, default=30)
     args = parser.parse_args(argv)
 
@@ -132,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     name = settings["pipeline_name"]
     try:
         if not args.role_arn:
-            raise SubmitError("set --role-arn or SAGEMAKER_PIPELINE_ROLE_ARN (Terraform output sagemaker_pipeline_role_arn)")
+            raise SubmitError(
+                "set --role-arn or SAGEMAKER_PIPELINE_ROLE_ARN (Terraform output sagemaker_pipeline_role_arn)"
+            )
         if not args.definition.is_file():
             raise SubmitError(f"{args.definition} is missing: run `make sagemaker-definition` first")
         text = args.definition.read_text(encoding="utf-8")
@@ -187,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "error: the quality gate refused the model (result.gate.reasons)"
             if refused
-            else f"error: the run failed; its failed step and reason are listed above, its logs in CloudWatch "
-            f"(/aws/sagemaker/ProcessingJobs, /aws/sagemaker/TrainingJobs): {url}",
+            else "error: the run failed; its failed step and reason are listed above, its logs in "
+            f"CloudWatch (/aws/sagemaker/ProcessingJobs, /aws/sagemaker/TrainingJobs): {url}",
             file=sys.stderr,
         )
     elif state == "timed_out":
-        print(f"error: the run did not finish within {args.timeout_minutes:g} minutes and was stopped: {url}",
-              file=sys.stderr)
+        print(
+            f"error: the run did not finish within {args.timeout_minutes:g} minutes and was stopped: {url}",
+            file=sys.stderr,
+        )
     print(json.dumps(result, sort_keys=True), flush=True)
     return {"succeeded": 0, "started": 0, "failed": 1, "timed_out": 3}[state]
 
