@@ -177,7 +177,12 @@ def test_every_job_runs_the_stage_runner_in_the_pipeline_image(built: tuple[dict
             assert cluster["VolumeKmsKeyId"] == KMS
         assert image == {"Get": "Parameters.Image"}, name
         assert entrypoint == ["python", "orchestration/pipeline.py", "run", name]
-        assert args[:4] == ["--store", {"Get": "Parameters.Store"}, "--run-id", {"Get": "Execution.PipelineExecutionId"}]
+        assert args[:4] == [
+            "--store",
+            {"Get": "Parameters.Store"},
+            "--run-id",
+            {"Get": "Execution.PipelineExecutionId"},
+        ]
         assert args[4] == "--params-json"
 
 
@@ -186,7 +191,9 @@ def test_the_gate_decides_through_its_result_file(built: tuple[dict, dict]) -> N
     gate = next(step for step in definition["Steps"] if step["Name"] == "gate")
     args = gate["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert args[-4:] == ["--result-file", "/opt/ml/processing/result/result.json", "--gate-refusal-exit", "0"]
-    assert gate["PropertyFiles"] == [{"PropertyFileName": "GateResult", "OutputName": "result", "FilePath": "result.json"}]
+    assert gate["PropertyFiles"] == [
+        {"PropertyFileName": "GateResult", "OutputName": "result", "FilePath": "result.json"}
+    ]
     (output,) = gate["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     assert output["OutputName"] == "result" and output["S3Output"]["LocalPath"] == "/opt/ml/processing/result"
     condition = definition["Steps"][-1]
@@ -259,14 +266,14 @@ def test_a_stage_added_to_dvc_yaml_reaches_the_definition(project: Path, sdk_pyt
 def moto_server(sdk_python: Path, tmp_path: Path) -> Iterator[str]:
     port = _closed_port()
     log = (tmp_path / "moto.log").open("w")
-    server = subprocess.Popen(  # noqa: S603 - moto's server from the test venv, on 127.0.0.1 only
+    server = subprocess.Popen(
         [str(sdk_python.parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - 127.0.0.1
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
@@ -297,8 +304,9 @@ else:
 """
 
 
-def test_submit_upserts_and_starts_on_moto(built: tuple[dict, dict], project: Path, sdk_python: Path,
-                                           moto_server: str) -> None:
+def test_submit_upserts_and_starts_on_moto(
+    built: tuple[dict, dict], project: Path, sdk_python: Path, moto_server: str, tmp_path: Path
+) -> None:
     env = offline_env(moto_server)
     settings = json.loads((project / "orchestration" / "sagemaker" / "settings.json").read_text())
     bucket = STORE.removeprefix("s3://").split("/")[0]
@@ -310,8 +318,18 @@ def test_submit_upserts_and_starts_on_moto(built: tuple[dict, dict], project: Pa
 
     started = time.monotonic()
     first = run(
-        [*submit, "--params-json", '{"model": {"max_depth": 3}}', "--parameter", "TrainingInstanceType=ml.m5.2xlarge",
-         "--wait", "--timeout-minutes", "2", "--poll-seconds", "1"],
+        [
+            *submit,
+            "--params-json",
+            '{"model": {"max_depth": 3}}',
+            "--parameter",
+            "TrainingInstanceType=ml.m5.2xlarge",
+            "--wait",
+            "--timeout-minutes",
+            "2",
+            "--poll-seconds",
+            "1",
+        ],
         cwd=project,
         env=env,
     )
@@ -323,14 +341,18 @@ def test_submit_upserts_and_starts_on_moto(built: tuple[dict, dict], project: Pa
     # moto runs no step: nothing reached the store, so there is no gate decision or metric to report
     assert result["gate"] == {} and result["metrics"] == {}
 
-    second = run([*submit], cwd=project, env=env)  # the pipeline exists now: update_pipeline, a second execution
+    # the pipeline exists now: a changed definition updates it (update_pipeline), and a second execution starts
+    changed = json.loads(json.dumps(built[0]))
+    _parameter(changed, "ProcessingInstanceType")["DefaultValue"] = "ml.c5.xlarge"
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    second = run([*submit, "--definition", str(tmp_path / "changed.json")], cwd=project, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert json.loads(second.stdout.splitlines()[-1])["state"] == "started"
 
     state = run([str(sdk_python), "-c", CLIENT, "state", settings["pipeline_name"]], cwd=project, env=env)
     assert state.returncode == 0, state.stderr
     seen = json.loads(state.stdout)
-    assert json.loads(seen["definition"]) == built[0]
+    assert json.loads(seen["definition"]) == changed
     assert seen["role"] == PIPELINE_ROLE
     parameters = sorted(seen["parameters"].values(), key=len, reverse=True)
     assert len(parameters) == 2

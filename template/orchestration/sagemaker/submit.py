@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +67,16 @@ def execution_parameters(
 
 
 def upsert(client: Any, name: str, definition: str, role_arn: str, tags: list[dict]) -> str:
-    try:
+    """Update the pipeline when it exists (found by name, not by an error code), else create it."""
+    summaries = client.list_pipelines(PipelineNamePrefix=name).get("PipelineSummaries", [])
+    if any(summary["PipelineName"] == name for summary in summaries):
         response = client.update_pipeline(PipelineName=name, PipelineDefinition=definition, RoleArn=role_arn)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("ResourceNotFound", "ValidationException"):
-            raise
+    else:
         response = client.create_pipeline(
             PipelineName=name,
             PipelineDefinition=definition,
             RoleArn=role_arn,
-            ClientRequestToken=f"{name}-{int(time.time())}"[:64],
+            ClientRequestToken=uuid.uuid4().hex,
             Tags=tags,
         )
     return response["PipelineArn"]
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             PipelineName=name,
             PipelineParameters=parameters,
             PipelineExecutionDisplayName=f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"[:82],
-            ClientRequestToken=f"{name}-{time.time_ns()}"[:64],
+            ClientRequestToken=uuid.uuid4().hex,
         )["PipelineExecutionArn"]
     except (SubmitError, json.JSONDecodeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
