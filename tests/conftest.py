@@ -149,7 +149,7 @@ CLOUD_TRACKING_COMBOS = [
     for tracking in ANSWER_SPACE["tracking_server"]
     if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
 ]
-# An orchestrator's Terraform (orchestration_<orchestrator>.tf) depends on cloud x orchestrator: the first render of each.
+# An orchestrator's Terraform (orchestration_<orchestrator>.tf) depends on cloud x orchestrator: first render of each.
 CLOUD_ORCHESTRATOR_COMBOS = [
     row
     for cloud in CLOUDS
