@@ -93,9 +93,13 @@ def test_the_validate_stage_runs_with_a_run_s_parameters_and_leaves_its_report_i
             override,
             "--project-dir",
             str(ROOT),
+            # an orchestrator's copy of the result (SageMaker's PropertyFile): the same object as the last line
+            "--result-file",
+            str(tmp_path / "result" / "result.json"),
         ]
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, result
     assert result == {"returncode": 0, "stage": "validate"}
+    assert json.loads((tmp_path / "result" / "result.json").read_text(encoding="utf-8")) == result
     assert (tmp_path / "store" / "runs" / "manual__1" / "reports" / "validation.json").is_file()
