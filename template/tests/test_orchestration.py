@@ -93,7 +93,7 @@ def test_the_validate_stage_runs_with_a_run_s_parameters_and_leaves_its_report_i
             override,
             "--project-dir",
             str(ROOT),
-            # an orchestrator's copy of the result (SageMaker's PropertyFile): the same object as the last line
+            # an orchestrator's copy of the result (SageMaker's PropertyFile): the last line's object
             "--result-file",
             str(tmp_path / "result" / "result.json"),
         ]
