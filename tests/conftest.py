@@ -30,9 +30,10 @@ ANSWER_SPACE: dict[str, tuple] = {
     "tracking_server": ("local", "self_hosted", "managed"),
     # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
     "feature_store": ("none", "feast"),
-    # what runs the pipeline's stages: dvc repro (today's behaviour) or an Airflow DAG; allowed with every cloud
-    # (cloud_provider none: a local Airflow with the DAG's local execution profile)
-    "orchestrator": ("dvc", "airflow", "kubeflow"),
+    # what runs the pipeline's stages: dvc repro (today's behaviour), an Airflow DAG or a Kubeflow pipeline (every
+    # cloud; cloud_provider none: their local execution profiles) or SageMaker Pipelines (aws only, with MLflow
+    # managed or off)
+    "orchestrator": ("dvc", "airflow", "kubeflow", "sagemaker"),
 }
 DEFAULTS = {name: values[0] for name, values in ANSWER_SPACE.items()}
 CLOUDS = ANSWER_SPACE["cloud_provider"]
@@ -65,6 +66,13 @@ def allows(answers: dict) -> bool:
         answers.get("cloud_provider", "none") != "none"
         or not is_allowed("none", answers.get("serving", "none"))
         or answers.get("kserve")
+    ):
+        return False
+    # sagemaker needs aws, and MLflow the jobs can reach with their AWS role (managed) or none (copier.yml's
+    # orchestrator validator); tracking_server defaults to local when it is not asked
+    if answers.get("orchestrator") == "sagemaker" and (
+        answers.get("cloud_provider", "aws") != "aws"
+        or (answers.get("experiment_tracking", "mlflow") == "mlflow" and server != "managed")
     ):
         return False
     # kserve is asked only with serving kubernetes, which needs a cloud
@@ -141,16 +149,24 @@ CLOUD_TRACKING_COMBOS = [
     for tracking in ANSWER_SPACE["tracking_server"]
     if tracking != "local" and allows({"cloud_provider": cloud, "tracking_server": tracking})
 ]
-# The Terraform of orchestrator kubeflow (orchestration_kubeflow.tf) per cloud: the first render of each such pair.
-CLOUD_KUBEFLOW_COMBOS = [
-    next(row for row in RENDER_MATRIX if (row["cloud_provider"], row["orchestrator"]) == (cloud, "kubeflow"))
+# An orchestrator's Terraform (orchestration_<orchestrator>.tf) depends on cloud x orchestrator: first render of each.
+CLOUD_ORCHESTRATOR_COMBOS = [
+    row
     for cloud in CLOUDS
     if cloud != "none"
+    for orchestrator in ANSWER_SPACE["orchestrator"]
+    if orchestrator != "dvc"
+    and (
+        row := next(
+            (row for row in RENDER_MATRIX if (row["cloud_provider"], row["orchestrator"]) == (cloud, orchestrator)),
+            None,
+        )
+    )
 ]
 INFRA_COMBOS = [row for row in CLOUD_SERVING_COMBOS if row["cloud_provider"] != "none"] + [
     row for row in CLOUD_TRACKING_COMBOS if row not in CLOUD_SERVING_COMBOS
 ]
-INFRA_COMBOS += [row for row in CLOUD_KUBEFLOW_COMBOS if row not in INFRA_COMBOS]
+INFRA_COMBOS += [row for row in CLOUD_ORCHESTRATOR_COMBOS if row not in INFRA_COMBOS]
 
 
 def non_default(answers: dict) -> dict:

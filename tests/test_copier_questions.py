@@ -90,8 +90,11 @@ REFUSED = [
     ({"feature_store": "feast"}, 'feature_store "feast" runs with cloud_provider "none" only'),
     ({"cloud_provider": "gcp", "feature_store": "feast"}, "choose feature_store none for a gcp project"),
     ({"feature_store": "tecton"}, "feature_store"),
-    # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
-    ({"orchestrator": "kubeflow"}, "orchestrator"),
+    ({"orchestrator": "prefect"}, "orchestrator"),
+    ({"cloud_provider": "gcp", "orchestrator": "sagemaker"}, 'orchestrator "sagemaker" runs on Amazon SageMaker'),
+    ({"cloud_provider": "none", "serving": "container", "orchestrator": "sagemaker"}, "which only aws has"),
+    ({"orchestrator": "sagemaker"}, 'tracking_server "local" (a sqlite file in the container) would lose'),
+    ({"orchestrator": "sagemaker", "tracking_server": "self_hosted"}, "a SageMaker job has neither"),
 ]
 
 

@@ -127,7 +127,9 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect
     (present if monitoring and cloud != "none" else absent).add(".github/workflows/drift.yml")
-    # orchestrator: the runner-neutral description and runner, and the Airflow DAG with its runbook
+    # orchestrator: the runner-neutral description and runner, and each runner's files with its runbook
+    orchestrated = answers.get("orchestrator", "dvc") != "dvc"
+    (present if orchestrated else absent).update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
     airflow = answers.get("orchestrator", "dvc") == "airflow"
     (present if airflow else absent).update(
         {
@@ -153,9 +155,21 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     for other in ("aws", "gcp", "azure"):
         for name in ("orchestration_kubeflow.tf", "tests/orchestration_kubeflow.tftest.hcl"):
             (present if kubeflow and other == cloud else absent).add(f"infra/terraform/{other}/{name}")
-    if airflow or kubeflow:
-        present.update({"orchestration/pipeline.py", "tests/test_orchestration.py"})
-    else:
+    sagemaker = answers.get("orchestrator", "dvc") == "sagemaker"
+    (present if sagemaker else absent).update(
+        {
+            "orchestration/sagemaker/pipeline.py",
+            "orchestration/sagemaker/submit.py",
+            "orchestration/sagemaker/settings.json",
+            "docs/runbooks/sagemaker.md",
+            "infra/terraform/aws/orchestration_sagemaker.tf",
+            "infra/terraform/aws/tests/orchestration_sagemaker.tftest.hcl",
+        }
+    )
+    (present if sagemaker and server == "managed" else absent).add(
+        "infra/terraform/aws/orchestration_sagemaker_tracking.tf"
+    )
+    if not orchestrated:
         absent.add("orchestration")
     return present, absent
 

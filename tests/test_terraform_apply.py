@@ -12,6 +12,7 @@ Secrets Manager), this test:
 3. a second `terraform plan -detailed-exitcode` must exit 0 (no change: no perpetual diff);
 4. `terraform destroy` must succeed and leave no resource in the state; then the server is stopped.
 
+The managed mode carries orchestrator sagemaker (experiment_tracking none): its pipeline and job roles are applied too.
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
 mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in
 EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
@@ -310,11 +311,15 @@ def _resources(state: dict) -> list[dict]:
 def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_path: Path) -> None:
     if TERRAFORM is None or not provider_available("aws"):
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
-    # batch also carries the self-hosted tracking server (the network it shares with the batch job included).
+    # batch also carries the self-hosted tracking server (the network it shares with the batch job included);
+    # managed also the SageMaker pipeline's roles (orchestrator sagemaker, which needs MLflow managed or off).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    # managed also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf).
-    kubeflow = {"orchestrator": "kubeflow"} if mode == "managed" else {}
-    source = render(cloud_provider="aws", serving=mode, **tracking, **kubeflow) / "infra" / "terraform" / "aws"
+    # container also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf).
+    kubeflow = mode == "container"
+    orchestrator = {"orchestrator": "kubeflow"} if kubeflow else {}
+    if mode == "managed":
+        orchestrator = {"orchestrator": "sagemaker", "experiment_tracking": "none"}
+    source = render(cloud_provider="aws", serving=mode, **tracking, **orchestrator) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)
@@ -394,6 +399,15 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
             "aws_ecs_task_definition.tracking[0]",
         }
         assert expected <= created, f"{mode}: tracking server resources not applied: {sorted(expected - created)}"
+    if orchestrator:
+        created = {r["address"] for r in applied}
+        expected = {
+            "aws_iam_role.sagemaker_pipeline",
+            "aws_iam_role.sagemaker_job",
+            "aws_iam_role_policy.sagemaker_pipeline",
+            "aws_iam_role_policy.sagemaker_job",
+        }
+        assert expected <= created, f"{mode}: SageMaker pipeline roles not applied: {sorted(expected - created)}"
 
     print(
         f"{mode}: {len(applied)} resources applied ({len(tagged)} tagged), "

@@ -127,6 +127,37 @@ def test_monitoring_false_drops_the_alarm_files(render) -> None:
     assert "serving_container.tf" in present
 
 
+# orchestrator sagemaker (copier.yml `_exclude`): the pipeline's roles, and their MLflow access with tracking managed
+ORCHESTRATOR_FILES = {"orchestration_sagemaker.tf"}
+ORCHESTRATOR_TRACKING_FILES = {"orchestration_sagemaker_tracking.tf"}
+
+
+@pytest.mark.parametrize("tracking", [{"tracking_server": "managed"}, {"experiment_tracking": "none"}], ids=str)
+def test_orchestrator_sagemaker_adds_its_roles(render, tracking: dict) -> None:
+    directory = render(cloud_provider="aws", orchestrator="sagemaker", **tracking) / "infra" / "terraform" / "aws"
+    present = {path.name for path in directory.glob("*.tf")}
+    managed = tracking.get("tracking_server") == "managed"
+    expected = ORCHESTRATOR_FILES | (ORCHESTRATOR_TRACKING_FILES if managed else set())
+    assert present & (ORCHESTRATOR_FILES | ORCHESTRATOR_TRACKING_FILES) == expected
+    assert (directory / "tests" / "orchestration_sagemaker.tftest.hcl").is_file()
+    module = Module(directory)
+    roles = {name: body for _, name, body in module.resources("aws_iam_role")}
+    for role in ("sagemaker_pipeline", "sagemaker_job"):
+        assert roles[role]["permissions_boundary"] == "${aws_iam_policy.boundary.arn}", role
+    for document in ("sagemaker_pipeline", "sagemaker_job"):
+        for statement in _statements(module.data("aws_iam_policy_document", document)):
+            wildcard = [action for action in statement["actions"] if action.endswith(":*") or action == "*"]
+            assert not wildcard, f"{document}/{statement['sid']}: {wildcard}"
+            if "iam:PassRole" in statement["actions"]:
+                assert statement["resources"] == ["${aws_iam_role.sagemaker_job.arn}"]
+                assert _one(statement["condition"])["values"] == ["sagemaker.amazonaws.com"]
+
+
+def test_dvc_has_no_sagemaker_pipeline(default: Module) -> None:
+    present = {path.name for path in default.directory.glob("*.tf")}
+    assert not present & (ORCHESTRATOR_FILES | ORCHESTRATOR_TRACKING_FILES)
+
+
 def test_answers_reach_the_module(render) -> None:
     project = render(cloud_provider="aws", github_org="acme-labs", region="eu-west-1", cost_center="data-science")
     answers = Module(project / "infra" / "terraform" / "aws").answers

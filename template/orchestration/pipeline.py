@@ -320,7 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--result-file",
         type=Path,
-        help="also write the stage's result (the last line) to this file: an orchestrator's output parameter",
+        help="also write the stage's result (the last line) to this file: an orchestrator's output (a KFP "
+        "output parameter, SageMaker's PropertyFile)",
+    )
+    run.add_argument(
+        "--gate-refusal-exit",
+        type=int,
+        default=GATE_REJECTED,
+        help=f"exit status when the gate refuses the model (default {GATE_REJECTED}; 0 where the "
+        "orchestrator branches on the result file instead, as SageMaker's ConditionStep does)",
     )
     args = parser.parse_args(argv)
 
@@ -348,12 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     except (PipelineError, json.JSONDecodeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(result, sort_keys=True), flush=True)
     if args.result_file is not None:
         args.result_file.parent.mkdir(parents=True, exist_ok=True)
-        args.result_file.write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
+        args.result_file.write_text(json.dumps(result, sort_keys=True) + "\n", encoding="utf-8")
+    print(json.dumps(result, sort_keys=True), flush=True)
     if args.stage == "gate" and returncode != 0 and result.get("gate", {}).get("passed") is False:
-        return GATE_REJECTED
+        return args.gate_refusal_exit
     return returncode
 
 
