@@ -1,19 +1,19 @@
-"""Submit the batch-scoring Spark job to the deployed engine and wait for it: `python -m <package>.spark_submit`.
+"""Submit the batch-scoring Spark job to the deployed engine and wait: `python -m <package>.spark_submit`.
 
-The manual path next to the schedule (`make spark-batch-submit ENV=<env>`): it sends the request the schedule sends,
-read from the environment's Terraform output `spark_batch_job` (or, on Kubernetes, copied from the
-ScheduledSparkApplication on the cluster), so a run by hand and a scheduled run are the same job. It owns only the
-engines' submission APIs; what the job does is `python -m <package>.spark_batch`, in the job's image.
+The manual path next to the schedule (`make spark-batch-submit ENV=<env>`): it sends the request the schedule
+sends, read from the environment's Terraform output `spark_batch_job` (on Kubernetes, copied from the
+ScheduledSparkApplication on the cluster), so a run by hand and a scheduled run are the same job. It owns only
+the engines' submission APIs; what the job does is `python -m <package>.spark_batch`, in the job's image.
 
-- `emr-serverless`: StartJobRun on the application, then GetJobRun (botocore, the workload's AWS credentials).
-- `dataproc-serverless`: batches.create, then batches.get (google-auth's AuthorizedSession, the caller's Application
-  Default Credentials).
-- `spark-operator`: a SparkApplication made from the ScheduledSparkApplication's template (kubectl, the current
-  context), then its `.status.applicationState`.
+- `emr-serverless`: StartJobRun on the application, then GetJobRun (botocore, the caller's AWS credentials).
+- `dataproc-serverless`: batches.create, then batches.get (google-auth's AuthorizedSession, the caller's
+  Application Default Credentials).
+- `spark-operator`: a SparkApplication made from the ScheduledSparkApplication's template (kubectl, its
+  current context), then its `.status.applicationState`.
 
-It waits until the run ends or `--timeout` seconds pass (then it cancels the run). Exit 0: the run succeeded; 1:
-it failed (the engine's reason is printed) or timed out; 2: the engine refused a request or could not be reached. `--attach <run id>` waits
-for a run that already exists (a scheduled one) instead of submitting one.
+It waits until the run ends or `--timeout` seconds pass (then it cancels the run). Exit 0: the run succeeded;
+1: it failed (the engine's reason is printed) or timed out; 2: the engine refused a request or could not be
+reached. `--attach <run id>` waits for a run that already exists (a scheduled one) instead of submitting one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 ENGINES = ("emr-serverless", "dataproc-serverless", "spark-operator")
 
@@ -41,6 +41,11 @@ class RunState:
     ended: bool = False
     succeeded: bool = False
     reason: str = ""
+
+    @classmethod
+    def of(cls, state: str, outcomes: dict[str, bool], reason: str) -> RunState:
+        """`state` of an engine whose end states are `outcomes` (state -> succeeded)."""
+        return cls(state, state in outcomes, outcomes.get(state, False), reason)
 
 
 class Engine(Protocol):
@@ -65,15 +70,15 @@ def _camel(value: Any) -> Any:
 class EmrServerless:
     """A job run of the EMR Serverless application (infra/terraform/aws/spark_batch.tf)."""
 
-    ENDED = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
+    ENDED: ClassVar[dict[str, bool]] = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 
     def __init__(self, job: dict[str, Any]) -> None:
-        import botocore.session  # noqa: PLC0415 - only the aws render has botocore
+        import botocore.session  # only the aws render has botocore
 
         self.request = _camel(job["request"])
         self.application_id = self.request["applicationId"]
         self.client = botocore.session.get_session().create_client("emr-serverless")
-        self.errors: tuple[type[Exception], ...] = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+        self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -89,7 +94,7 @@ class EmrServerless:
     def state(self, run_id: str) -> RunState:
         run = self._call("get_job_run", applicationId=self.application_id, jobRunId=run_id)["jobRun"]
         state = str(run["state"])
-        return RunState(state, state in self.ENDED, self.ENDED.get(state, False), str(run.get("stateDetails") or ""))
+        return RunState.of(state, self.ENDED, str(run.get("stateDetails") or ""))
 
     def cancel(self, run_id: str) -> None:
         self._call("cancel_job_run", applicationId=self.application_id, jobRunId=run_id)
@@ -99,11 +104,11 @@ class DataprocServerless:
     """A Dataproc Serverless batch (infra/terraform/gcp/spark_batch.tf), through the REST API."""
 
     API = "https://dataproc.googleapis.com/v1"
-    ENDED = {"SUCCEEDED": True, "FAILED": False, "CANCELLED": False}
+    ENDED: ClassVar[dict[str, bool]] = {"SUCCEEDED": True, "FAILED": False, "CANCELLED": False}
 
     def __init__(self, job: dict[str, Any]) -> None:
-        import google.auth  # noqa: PLC0415 - only the gcp render has google-auth
-        from google.auth.transport.requests import AuthorizedSession  # noqa: PLC0415
+        import google.auth  # only the gcp render has google-auth
+        from google.auth.transport.requests import AuthorizedSession
 
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
         self.session = AuthorizedSession(credentials)
@@ -126,7 +131,7 @@ class DataprocServerless:
     def state(self, run_id: str) -> RunState:
         batch = self._call("GET", f"{self.API}/{self.parent}/batches/{run_id}")
         state = str(batch.get("state", "PENDING"))
-        return RunState(state, state in self.ENDED, self.ENDED.get(state, False), str(batch.get("stateMessage", "")))
+        return RunState.of(state, self.ENDED, str(batch.get("stateMessage", "")))
 
     def cancel(self, run_id: str) -> None:
         batch = self._call("GET", f"{self.API}/{self.parent}/batches/{run_id}")
@@ -134,9 +139,9 @@ class DataprocServerless:
 
 
 class SparkOperator:
-    """A SparkApplication of the Kubeflow spark-operator, made from the ScheduledSparkApplication's template."""
+    """A SparkApplication of the Kubeflow spark-operator, from the ScheduledSparkApplication's template."""
 
-    ENDED = {"COMPLETED": True, "FAILED": False, "SUBMISSION_FAILED": False}
+    ENDED: ClassVar[dict[str, bool]] = {"COMPLETED": True, "FAILED": False, "SUBMISSION_FAILED": False}
 
     def __init__(self, job: dict[str, Any], kubectl: str = "kubectl") -> None:
         self.namespace = str(job["namespace"])
@@ -151,7 +156,8 @@ class SparkOperator:
         return result.stdout
 
     def submit(self) -> str:
-        scheduled = json.loads(self._kubectl("get", "scheduledsparkapplication", self.scheduled, "--output", "json"))
+        found = self._kubectl("get", "scheduledsparkapplication", self.scheduled, "--output", "json")
+        scheduled = json.loads(found)
         name = f"{self.scheduled}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}"
         application = {
             "apiVersion": scheduled["apiVersion"],
@@ -166,7 +172,7 @@ class SparkOperator:
         application = json.loads(self._kubectl("get", "sparkapplication", run_id, "--output", "json"))
         status = application.get("status", {}).get("applicationState", {})
         state = str(status.get("state") or "NEW")
-        return RunState(state, state in self.ENDED, self.ENDED.get(state, False), str(status.get("errorMessage", "")))
+        return RunState.of(state, self.ENDED, str(status.get("errorMessage", "")))
 
     def cancel(self, run_id: str) -> None:
         self._kubectl("delete", "sparkapplication", run_id, "--wait=false")
@@ -196,14 +202,15 @@ def wait(
             return current
         if clock() >= deadline:
             engine.cancel(run_id)
-            return RunState(current.state, True, False, f"still {current.state} after {timeout:.0f} s: cancelled")
+            late = f"still {current.state} after {timeout:.0f} s, cancelled"
+            return RunState(current.state, ended=True, succeeded=False, reason=late)
         time.sleep(interval)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="spark_submit", description=__doc__.splitlines()[0])
     parser.add_argument("--job", type=Path, required=True, help="JSON of Terraform's spark_batch_job output")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait before cancelling the run")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait, then cancel the run")
     parser.add_argument("--interval", type=float, default=15, help="seconds between two looks at the run")
     parser.add_argument("--attach", metavar="RUN_ID", help="wait for this run instead of submitting one")
     return parser.parse_args(argv)
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read the job {args.job}: {error}", file=sys.stderr)
         return 2
     if not isinstance(job, dict) or job.get("engine") not in ENGINES:
-        print(f"{args.job} is not a spark_batch_job (its engine is one of {', '.join(ENGINES)})", file=sys.stderr)
+        print(f"{args.job} is not a spark_batch_job (engine one of {', '.join(ENGINES)})", file=sys.stderr)
         return 2
     try:
         engine = engine_for(job)
@@ -232,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.succeeded:
         print(f"{run_id}: {result.state}; predictions in {output} (report: {output}.validation.json)")
         return 0
-    print(f"{run_id}: {result.state}: {result.reason or 'no reason given'}; see {output}.validation.json", file=sys.stderr)
+    reason = result.reason or "no reason given"
+    print(f"{run_id}: {result.state}: {reason}; see {output}.validation.json", file=sys.stderr)
     return 1
 
 
