@@ -1,18 +1,19 @@
-"""`python -m <package>.spark_submit` (make spark-batch-submit) against EMR Serverless on moto, and its other engines.
+"""`python -m <package>.spark_submit` (make spark-batch-submit) against EMR Serverless on moto.
 
 The aws render's module submits the job the schedule submits (the request of infra/terraform/aws/spark_batch.tf,
 the Terraform output `spark_batch_job`) to an EMR Serverless application on a moto server on 127.0.0.1, through a
 real botocore client, waits for it and reports its state and output; a run that ends CANCELLED (`--attach`) makes
 it exit 1 with the state, an application that does not exist exit 2 with the service's error. moto ends every job
-run in SUCCESS at once, so the wait loop's timeout is not reached here.
+run in SUCCESS at once, so the wait loop's timeout (cancel, exit 1) is checked with a run that never ends.
 
-Not run here (no cloud, no cluster): Dataproc Serverless (batches.create/get over REST with google-auth) and
-spark-operator (kubectl); their requests are checked statically: the gcp plan tests
-(infra/terraform/gcp/tests/serving_batch.tftest.hcl), tests/test_terraform_gcp.py and tests/test_kubernetes.py.
+Not run here (no cloud): Dataproc Serverless (batches.create/get over REST with google-auth); its request is
+checked statically by the gcp plan tests (infra/terraform/gcp/tests/serving_batch.tftest.hcl) and
+tests/test_terraform_gcp.py.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -172,3 +173,27 @@ def test_a_job_file_that_is_not_a_spark_job_is_refused(render, tmp_path: Path) -
     command = [sys.executable, "-m", f"{PACKAGE}.spark_submit", "--job", str(path)]
     result = run(command, cwd=project, env={**os.environ, "PYTHONPATH": str(project / "src")})
     assert result.returncode == 2 and "is not a spark_batch_job" in result.stderr
+
+
+def test_a_run_past_the_timeout_is_cancelled_and_fails(render, monkeypatch) -> None:
+    """The wait loop's own logic, with a run that never leaves RUNNING and a clock that moves 10 s a look."""
+    project = render(cloud_provider="aws", serving="batch")
+    monkeypatch.syspath_prepend(str(project / "src"))
+    spark_submit = importlib.import_module(f"{PACKAGE}.spark_submit")
+    monkeypatch.setattr(spark_submit.time, "sleep", lambda _seconds: None)
+
+    class NeverEnds:
+        cancelled: list[str] = []  # noqa: RUF012 - one instance
+
+        def state(self, run_id: str):
+            return spark_submit.RunState("RUNNING")
+
+        def cancel(self, run_id: str) -> None:
+            self.cancelled.append(run_id)
+
+    ticks = iter(range(0, 1000, 10))
+    engine = NeverEnds()
+    result = spark_submit.wait(engine, "run-1", timeout=30, interval=1, clock=lambda: next(ticks))
+    assert engine.cancelled == ["run-1"]
+    assert (result.ended, result.succeeded) == (True, False)
+    assert result.reason == "still RUNNING after 30 s, cancelled"

@@ -1,15 +1,13 @@
 """Submit the batch-scoring Spark job to the deployed engine and wait: `python -m <package>.spark_submit`.
 
 The manual path next to the schedule (`make spark-batch-submit ENV=<env>`): it sends the request the schedule
-sends, read from the environment's Terraform output `spark_batch_job` (on Kubernetes, copied from the
-ScheduledSparkApplication on the cluster), so a run by hand and a scheduled run are the same job. It owns only
-the engines' submission APIs; what the job does is `python -m <package>.spark_batch`, in the job's image.
+sends, read from the environment's Terraform output `spark_batch_job`, so a run by hand and a scheduled run
+are the same job. It owns only the engines' submission APIs; what the job does is
+`python -m <package>.spark_batch`, in the job's image.
 
 - `emr-serverless`: StartJobRun on the application, then GetJobRun (botocore, the caller's AWS credentials).
 - `dataproc-serverless`: batches.create, then batches.get (google-auth's AuthorizedSession, the caller's
   Application Default Credentials).
-- `spark-operator`: a SparkApplication made from the ScheduledSparkApplication's template (kubectl, its
-  current context), then its `.status.applicationState`.
 
 It waits until the run ends or `--timeout` seconds pass (then it cancels the run). Exit 0: the run succeeded;
 1: it failed (the engine's reason is printed) or timed out; 2: the engine refused a request or could not be
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -30,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-ENGINES = ("emr-serverless", "dataproc-serverless", "spark-operator")
+ENGINES = ("emr-serverless", "dataproc-serverless")
 
 
 @dataclass(frozen=True)
@@ -138,51 +135,10 @@ class DataprocServerless:
         self._call("POST", f"{self.API}/{batch['operation']}:cancel")
 
 
-class SparkOperator:
-    """A SparkApplication of the Kubeflow spark-operator, from the ScheduledSparkApplication's template."""
-
-    ENDED: ClassVar[dict[str, bool]] = {"COMPLETED": True, "FAILED": False, "SUBMISSION_FAILED": False}
-
-    def __init__(self, job: dict[str, Any], kubectl: str = "kubectl") -> None:
-        self.namespace = str(job["namespace"])
-        self.scheduled = str(job["scheduled"])
-        self.kubectl = kubectl
-
-    def _kubectl(self, *args: str, stdin: str | None = None) -> str:
-        command = [self.kubectl, "--namespace", self.namespace, *args]
-        result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)  # noqa: S603
-        if result.returncode != 0:
-            raise EngineError(f"{' '.join(command)}: {result.stderr.strip()}")
-        return result.stdout
-
-    def submit(self) -> str:
-        found = self._kubectl("get", "scheduledsparkapplication", self.scheduled, "--output", "json")
-        scheduled = json.loads(found)
-        name = f"{self.scheduled}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}"
-        application = {
-            "apiVersion": scheduled["apiVersion"],
-            "kind": "SparkApplication",
-            "metadata": {"name": name, "labels": scheduled["metadata"].get("labels", {})},
-            "spec": scheduled["spec"]["template"],
-        }
-        self._kubectl("create", "--filename", "-", stdin=json.dumps(application))
-        return name
-
-    def state(self, run_id: str) -> RunState:
-        application = json.loads(self._kubectl("get", "sparkapplication", run_id, "--output", "json"))
-        status = application.get("status", {}).get("applicationState", {})
-        state = str(status.get("state") or "NEW")
-        return RunState.of(state, self.ENDED, str(status.get("errorMessage", "")))
-
-    def cancel(self, run_id: str) -> None:
-        self._kubectl("delete", "sparkapplication", run_id, "--wait=false")
-
-
 def engine_for(job: dict[str, Any]) -> Engine:
     engines: dict[str, Callable[[dict[str, Any]], Engine]] = {
         "emr-serverless": EmrServerless,
         "dataproc-serverless": DataprocServerless,
-        "spark-operator": SparkOperator,
     }
     return engines[job["engine"]](job)
 
