@@ -117,7 +117,7 @@ resource "google_compute_firewall" "spark_internal" {
   source_ranges = [var.spark_subnet_cidr]
 
   allow {
-    protocol = "tcp"
+    protocol = "all"
   }
 
   log_config {
