@@ -123,6 +123,12 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if kubernetes and cloud == "azure" and monitoring else absent).add(
         "infra/terraform/azure/monitoring_kubernetes.tf"
     )
+    # batch scoring on Spark: the managed engine's Terraform, image and manual submission where one is wired
+    spark = serving == "batch" and cloud in ("aws", "gcp")
+    (present if spark else absent).update({"Dockerfile.spark", f"src/{PACKAGE}/spark_submit.py"})
+    for other in ("aws", "gcp"):
+        (present if spark and other == cloud else absent).add(f"infra/terraform/{other}/spark_batch.tf")
+    absent.add("infra/terraform/azure/spark_batch.tf")
     monitored = {"monitoring", f"src/{PACKAGE}/monitoring/drift.py", "docs/runbooks/drift.md"}
     (present if monitoring else absent).update(monitored)
     # the scheduled drift job needs a bucket where the service's inference logs collect

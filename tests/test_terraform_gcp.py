@@ -189,7 +189,9 @@ def test_owner_and_repository_come_from_the_answers(render) -> None:
 
 def test_buckets_are_encrypted_private_and_versioned(module: Module) -> None:
     buckets = list(module.resources("google_storage_bucket"))
-    assert {name for _, name, _ in buckets} == {"this", "access_logs"}
+    # serving = batch: Dataproc's staging bucket of batch_engine = "spark" (spark_batch.tf)
+    spark = {"spark_staging"} if (module.directory / "spark_batch.tf").exists() else set()
+    assert {name for _, name, _ in buckets} == {"this", "access_logs", *spark}
     assert module.resource("google_storage_bucket", "this")["for_each"] == "${local.buckets}"
     assert set(module.locals()["buckets"]) == {"data", "models"}
     for _, name, bucket in buckets:
@@ -474,8 +476,35 @@ def test_batch_job_runs_the_batch_module_on_a_schedule(render) -> None:
     assert {"BATCH_INPUT_URI", "BATCH_OUTPUT_URI"} <= {env["name"] for env in app["env"]}
     scheduler = batch.resource("google_cloud_scheduler_job", "batch")
     target = scheduler["http_target"][0]
-    assert target["uri"].endswith("/jobs/${local.batch_job_name}:run")
+    # the Cloud Run job, or with batch_engine = "spark" a Dataproc Serverless batch (spark_batch.tf)
+    assert target["uri"].endswith('/jobs/${local.batch_job_name}:run")}')
+    dataproc = "https://dataproc.googleapis.com/v1/projects/${var.gcp_project_id}/locations/${var.region}/batches"
+    assert f'"{dataproc}"' in target["uri"]
+    assert "base64encode(jsonencode(local.spark_batch_request))" in target["body"]
     assert target["oauth_token"][0]["service_account_email"] == "${google_service_account.scheduler.email}"
+
+
+def test_spark_batch_runs_the_spark_module_as_its_own_identity(render) -> None:
+    """batch_engine = "spark": the batch runs score.py of the -spark image as the Spark identity in the private
+    subnet, which may read the input and write the output folder only."""
+    batch = Module(render(cloud_provider="gcp", serving="batch") / "infra" / "terraform" / "gcp")
+    request = batch.locals()["spark_batch_request"]
+    assert request["pysparkBatch"]["mainPythonFileUri"] == "file:///opt/app/score.py"
+    execution = request["environmentConfig"]["executionConfig"]
+    assert execution["serviceAccount"] == "${one(google_service_account.spark[*].email)}"
+    assert execution["subnetworkUri"] == "${one(google_compute_subnetwork.spark[*].id)}"
+    assert execution["kmsKey"] == "${google_kms_crypto_key.this.id}"
+    assert batch.resource("google_compute_subnetwork", "spark")["private_ip_google_access"] is True
+    write = batch.resource("google_storage_bucket_iam_member", "spark_writes_output")["condition"][0]["expression"]
+    assert "resource.name.startsWith" in write and "${local.spark_output_prefix}" in write
+    roles = batch.resource("google_project_iam_member", "spark_worker")["for_each"]
+    assert "roles/dataproc.worker" in roles and "roles/storage" not in roles
+    assert batch.resource("google_project_iam_custom_role", "spark_submitter")["permissions"] == [
+        "dataproc.batches.create",
+        "dataproc.batches.get",
+    ]
+    dockerfile = (batch.directory.parents[2] / "Dockerfile.spark").read_text()
+    assert "USER 1099:1099" in dockerfile and "useradd --uid 1099" in dockerfile
 
 
 def test_vertex_endpoint_is_encrypted(render) -> None:

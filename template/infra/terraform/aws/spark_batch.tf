@@ -215,3 +215,12 @@ data "aws_iam_policy_document" "spark_job" {
     }
   }
 }
+
+output "spark_batch_job" {
+  description = "batch_engine = spark: what `make spark-batch-submit` submits (the schedule's StartJobRun request and the output); null otherwise."
+  value = local.serving_enabled && local.spark_enabled ? {
+    engine  = "emr-serverless"
+    request = local.spark_job_run
+    output  = local.batch_output_uri
+  } : null
+}

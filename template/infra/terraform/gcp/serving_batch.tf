@@ -1,5 +1,7 @@
 # Serving mode `batch`: the serving image as a Cloud Run job that scores a file of the data bucket, run on a
-# schedule by Cloud Scheduler (both created once image_tag is set).
+# schedule by Cloud Scheduler (both created once image_tag is set). batch_engine = "spark": the schedule creates a
+# Dataproc Serverless batch of `<package>.spark_batch` instead (spark_batch.tf); the Cloud Run job stays, the
+# fallback of the runbook.
 
 locals {
   batch_job_name = "${local.name}-batch"
@@ -114,7 +116,7 @@ resource "google_cloud_run_v2_job" "batch" {
 resource "google_service_account" "scheduler" {
   account_id   = "${local.id_base}-sched"
   display_name = "${local.name} batch scheduler"
-  description  = "Starts the ${local.batch_job_name} Cloud Run job on schedule."
+  description  = "Starts the ${local.batch_job_name} Cloud Run job (or its Dataproc Serverless batch) on schedule."
 }
 
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_job" {
@@ -142,13 +144,22 @@ resource "google_cloud_scheduler_job" "batch" {
   time_zone        = "Etc/UTC"
   attempt_deadline = "180s"
 
+  # A retried batches.create would start a second batch (the request has no batch id, so each run gets a new one);
+  # the Cloud Run job's :run is retried once.
   retry_config {
-    retry_count = 1
+    retry_count = local.spark_enabled ? 0 : 1
   }
 
+  # batch_engine = "container": run the Cloud Run job; "spark": create a Dataproc Serverless batch (spark_batch.tf).
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/projects/${var.gcp_project_id}/locations/${var.region}/jobs/${local.batch_job_name}:run"
+    uri = (
+      local.spark_enabled
+      ? "https://dataproc.googleapis.com/v1/projects/${var.gcp_project_id}/locations/${var.region}/batches"
+      : "https://run.googleapis.com/v2/projects/${var.gcp_project_id}/locations/${var.region}/jobs/${local.batch_job_name}:run"
+    )
+    body    = local.spark_enabled ? base64encode(jsonencode(local.spark_batch_request)) : null
+    headers = local.spark_enabled ? { "Content-Type" = "application/json" } : null
 
     oauth_token {
       service_account_email = google_service_account.scheduler.email
@@ -156,7 +167,11 @@ resource "google_cloud_scheduler_job" "batch" {
     }
   }
 
-  depends_on = [google_cloud_run_v2_job_iam_member.scheduler_runs_job]
+  depends_on = [
+    google_cloud_run_v2_job_iam_member.scheduler_runs_job,
+    google_project_iam_member.spark_submitters,
+    google_service_account_iam_member.spark_submitters_act_as_spark,
+  ]
 }
 
 output "service_url" {

@@ -290,6 +290,17 @@ variable "batch_output_path" {
   }
 }
 
+variable "batch_engine" {
+  description = "serving = batch: where batch scoring runs, container (the Cloud Run job, streamed) or spark (Dataproc Serverless, spark_batch.tf)."
+  type        = string
+  default     = "container"
+
+  validation {
+    condition     = contains(["container", "spark"], var.batch_engine)
+    error_message = "batch_engine is container or spark."
+  }
+}
+
 variable "batch_timeout" {
   description = "Maximum run time of one batch task."
   type        = string
