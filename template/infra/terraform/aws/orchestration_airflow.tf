@@ -356,13 +356,13 @@ data "aws_iam_policy_document" "pipeline_task" {
   statement {
     sid       = "ReadWriteRunStore"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.project["data"].arn}/${local.pipeline_prefix}*"]
+    resources = ["arn:${local.partition}:s3:::${aws_s3_bucket.project["data"].bucket}/${local.pipeline_prefix}*"]
   }
 
   statement {
     sid       = "ListRunStore"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.project["data"].arn]
+    resources = ["arn:${local.partition}:s3:::${aws_s3_bucket.project["data"].bucket}"]
 
     condition {
       test     = "StringLike"
@@ -436,19 +436,19 @@ resource "aws_ecs_task_definition" "pipeline" {
 resource "aws_mwaa_environment" "main" {
   count = local.pipeline_enabled ? 1 : 0
 
-  name                            = local.airflow_name
-  airflow_version                 = var.airflow_version
-  environment_class               = var.airflow_environment_class
-  max_workers                     = var.airflow_max_workers
-  execution_role_arn              = aws_iam_role.airflow.arn
-  kms_key                         = aws_kms_key.main.arn
-  source_bucket_arn               = local.airflow_bucket.arn
-  dag_s3_path                     = "dags/"
-  requirements_s3_path            = aws_s3_object.airflow_requirements.key
-  requirements_s3_object_version  = aws_s3_object.airflow_requirements.version_id
-  startup_script_s3_path          = aws_s3_object.airflow_startup.key
+  name                             = local.airflow_name
+  airflow_version                  = var.airflow_version
+  environment_class                = var.airflow_environment_class
+  max_workers                      = var.airflow_max_workers
+  execution_role_arn               = aws_iam_role.airflow.arn
+  kms_key                          = aws_kms_key.main.arn
+  source_bucket_arn                = local.airflow_bucket.arn
+  dag_s3_path                      = "dags/"
+  requirements_s3_path             = aws_s3_object.airflow_requirements.key
+  requirements_s3_object_version   = aws_s3_object.airflow_requirements.version_id
+  startup_script_s3_path           = aws_s3_object.airflow_startup.key
   startup_script_s3_object_version = aws_s3_object.airflow_startup.version_id
-  webserver_access_mode           = "PRIVATE_ONLY"
+  webserver_access_mode            = "PRIVATE_ONLY"
 
   airflow_configuration_options = {
     "core.load_examples" = "false"
@@ -535,4 +535,29 @@ data "aws_iam_policy_document" "ci_main_airflow" {
       values   = ["ecs-tasks.amazonaws.com"]
     }
   }
+}
+
+output "airflow_environment" {
+  description = "Name of the MWAA environment (the Retrain workflow's MWAA_ENVIRONMENT); empty before the first pipeline image."
+  value       = local.pipeline_enabled ? aws_mwaa_environment.main[0].name : ""
+}
+
+output "airflow_dag_bucket" {
+  description = "Bucket of MWAA's DAG folder: `make airflow-deploy` syncs dist/airflow-dags/ to its dags/."
+  value       = local.airflow_bucket.bucket
+}
+
+output "airflow_variables" {
+  description = "The Airflow Variables the MWAA startup script exports for the DAG (their values come from this stack)."
+  value       = sort(keys(local.airflow_variables))
+}
+
+output "pipeline_task_definition" {
+  description = "Family of the pipeline's task definition: the Retrain workflow registers a revision per pipeline image."
+  value       = local.pipeline_family
+}
+
+output "pipeline_store" {
+  description = "The pipeline's run store (orchestration/pipeline.py run --store)."
+  value       = local.pipeline_store
 }
