@@ -116,7 +116,8 @@ def dagbags(python: Path, folders: list[Path], home: Path) -> dict:
         [str(python), "-c", DAGBAG_PROBE, ",".join(ML_MODULES), *map(str, folders)],
         cwd=home.parent,
         timeout=300,
-        env=airflow_env(home),
+        # the kubernetes profile's pod resources: infra/terraform/azure's Helm values set this Variable
+        env=airflow_env(home, AIRFLOW_VAR_PIPELINE_RESOURCES='{"cpu": "2", "memory": "8Gi"}'),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

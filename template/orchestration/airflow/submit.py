@@ -3,7 +3,8 @@
 Owns the client side of a run: trigger the DAG `<project>-training` with the run's parameters, poll it until it
 ends or the timeout passes, and read the gate's decision and the evaluation's metrics (the `gate` and `evaluate`
 tasks' XComs; the run's folder in the pipeline store when a task failed before it could push one, which is how a
-refused model ends). The last line it prints is one JSON object, the same for every orchestrator's submit.py:
+refused model ends). PIPELINE_IMAGE, when set, is the image the run's stages use (the run's conf
+`pipeline_image`). The last line it prints is one JSON object, the same for every orchestrator's submit.py:
 
     {"runner": ..., "run_id": ..., "url": ..., "state": "succeeded" | "failed" | "timed_out",
      "gate": {...}, "metrics": {...}}
@@ -262,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         params = json.loads(args.params_json) if args.params_json else {}
         if not isinstance(params, dict):
             raise SubmitError("--params-json must be a JSON object of params.yaml sections")
+        if os.environ.get("PIPELINE_IMAGE"):
+            # The image of this run's stages (the pods of the kubernetes profile read it; ECS and Cloud Run run the
+            # revision `make pipeline-image` registered with it).
+            params["pipeline_image"] = os.environ["PIPELINE_IMAGE"]
         if not args.dag_id:
             raise SubmitError(f"no --dag-id and no {runner_file}")
         if args.platform == "mwaa":
