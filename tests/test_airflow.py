@@ -435,7 +435,9 @@ def submit(project: Path, airflow: ScriptedAirflow, *args: str, **env: str) -> s
         **env,
     }
     command = [sys.executable, "orchestration/airflow/submit.py", "--wait", "--poll-seconds", "0.05", *args]
-    return subprocess.run(command, cwd=project, env=environment, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        command, cwd=project, env=environment, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_project: Path, tmp_path: Path) -> None:
@@ -448,7 +450,12 @@ def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_projec
     try:
         params = {"model": {"type": "hist_gradient_boosting"}}
         result = submit(
-            submit_project, airflow, "--timeout-minutes", "1", "--params-json", json.dumps(params),
+            submit_project,
+            airflow,
+            "--timeout-minutes",
+            "1",
+            "--params-json",
+            json.dumps(params),
             PIPELINE_IMAGE="registry.example/churn@sha256:" + "c" * 64,
         )
     finally:
@@ -471,7 +478,9 @@ def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_projec
 
     # The job summary renders exactly that line.
     (tmp_path / "run.json").write_text(result.stdout)
-    summary = run([sys.executable, "orchestration/pipeline.py", "summary", str(tmp_path / "run.json")], cwd=submit_project)
+    summary = run(
+        [sys.executable, "orchestration/pipeline.py", "summary", str(tmp_path / "run.json")], cwd=submit_project
+    )
     assert summary.returncode == 0, summary.stderr
     assert "## Training pipeline on airflow-airflow: succeeded" in summary.stdout
     assert "### Quality gate: passed" in summary.stdout and "| roc_auc | 0.9100 |" in summary.stdout
@@ -503,7 +512,13 @@ def test_submit_treats_a_refused_gate_as_a_decision(submit_project: Path, tmp_pa
 def test_submit_fails_clearly_when_a_stage_fails(submit_project: Path) -> None:
     airflow = ScriptedAirflow(
         ["running", "failed"],
-        {"validate": "success", "features": "success", "train": "failed", "evaluate": "upstream_failed", "gate": "upstream_failed"},
+        {
+            "validate": "success",
+            "features": "success",
+            "train": "failed",
+            "evaluate": "upstream_failed",
+            "gate": "upstream_failed",
+        },
         {},
     )
     try:

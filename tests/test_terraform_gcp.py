@@ -89,7 +89,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module", params=[*SERVING_MODES, "batch+airflow"])
 def module(request, render) -> Module:
-    """Every serving mode, and batch with orchestrator airflow (Composer and the pipeline job, orchestration_airflow.tf)."""
+    """Every serving mode, and batch with orchestrator airflow (Composer, the pipeline job: orchestration_airflow.tf)."""
     serving, _, orchestrator = request.param.partition("+")
     project = render(cloud_provider="gcp", serving=serving, orchestrator=orchestrator or "dvc")
     return Module(project / "infra" / "terraform" / "gcp")
@@ -521,6 +521,10 @@ def test_airflow_runs_each_stage_as_the_pipeline_job_sized_by_variables(render) 
     software = composer["config"][0]["software_config"][0]
     assert software["image_version"] == "${var.composer_image_version}"
     assert composer["config"][0]["enable_private_environment"] is True
-    (runs,) = [body for _, name, body in module.resources("google_cloud_run_v2_job_iam_member") if name == "airflow_runs_pipeline"]
+    (runs,) = [
+        body
+        for _, name, body in module.resources("google_cloud_run_v2_job_iam_member")
+        if name == "airflow_runs_pipeline"
+    ]
     assert runs["role"] == "roles/run.jobsExecutorWithOverrides", "Composer may run the pipeline job only"
     assert not (render(cloud_provider="gcp") / "infra" / "terraform" / "gcp" / "orchestration_airflow.tf").exists()

@@ -285,7 +285,7 @@ def run_stage(
         if command[0] == "python":
             command[0] = sys.executable
         print(f"[{name}] {' '.join(command)}", flush=True)
-        returncode = subprocess.run(command, cwd=workdir, check=False).returncode  # noqa: S603 - dvc.yaml's command
+        returncode = subprocess.run(command, cwd=workdir, check=False).returncode
         for path in stage["outs"]:
             persist = path in stage["persist"]
             if (workdir / path).exists() and (returncode == 0 or not persist):

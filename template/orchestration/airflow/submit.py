@@ -105,7 +105,7 @@ class MwaaApi:
         self.client = botocore.session.get_session().create_client("mwaa", region_name=region)
         try:
             webserver = self.client.get_environment(Name=environment)["Environment"].get("WebserverUrl", "")
-        except Exception:  # noqa: BLE001 - the link is a convenience; airflow:GetEnvironment may not be granted
+        except Exception:
             webserver = ""
         self.webserver = f"https://{webserver}" if webserver else ""
 
@@ -135,9 +135,9 @@ def _http(method: str, url: str, body: dict[str, Any] | None, token: str = "") -
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
             text = response.read().decode()
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")[:500]
@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     runner_file = HERE / "runner.json"
     settings = json.loads(runner_file.read_text(encoding="utf-8")) if runner_file.is_file() else {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wait", action="store_true", help="wait for the run to end and print its result (without it: start it only)")
+    parser.add_argument(
+        "--wait", action="store_true", help="wait for the run to end and print its result (without it: start it only)"
+    )
     parser.add_argument("--timeout-minutes", type=float, default=180, help="give up waiting after this long")
     parser.add_argument("--poll-seconds", type=float, default=30, help="how often to ask for the run's state")
     parser.add_argument("--params-json", help="the run's parameters: params.yaml sections to override")

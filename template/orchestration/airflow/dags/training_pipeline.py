@@ -108,7 +108,7 @@ def run_locally(stage: str) -> dict[str, Any]:
         "--project-dir",
         str(project),
     ]
-    completed = subprocess.run(  # noqa: S603 - the project's own runner, no shell
+    completed = subprocess.run(
         command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
     )
     lines = completed.stdout.splitlines()
