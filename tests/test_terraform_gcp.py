@@ -89,7 +89,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module", params=[*SERVING_MODES, "batch+airflow"])
 def module(request, render) -> Module:
-    """Every serving mode, and batch with orchestrator airflow (Composer, the pipeline job: orchestration_airflow.tf)."""
+    """Every serving mode, and batch with orchestrator airflow (Composer and the pipeline job)."""
     serving, _, orchestrator = request.param.partition("+")
     project = render(cloud_provider="gcp", serving=serving, orchestrator=orchestrator or "dvc")
     return Module(project / "infra" / "terraform" / "gcp")
