@@ -14,8 +14,8 @@ Owns three things and nothing else:
   the stage wrote back to the store. Outputs dvc.yaml marks `persist` (the champion and its registry) live
   beside the runs and outlive them. The last line of its output is one JSON object (the stage's result: the
   gate's decision, the evaluation's metrics), which Airflow keeps as the task's XCom.
-- `summary`: the result every orchestrator's submit.py prints as its last line (runner, run id, URL, state, the
-  gate's decision, the metrics) as Markdown for the Retrain workflow's job summary.
+- `summary`: the result every orchestrator's submit.py prints as its last line (runner, run id, URL, state,
+  the gate's decision, the metrics) as Markdown for the Retrain workflow's job summary.
 
 Only the standard library and PyYAML at import time (both in a bare Airflow environment too); fsspec is
 imported for a remote store only.
@@ -285,7 +285,7 @@ def run_stage(
         if command[0] == "python":
             command[0] = sys.executable
         print(f"[{name}] {' '.join(command)}", flush=True)
-        returncode = subprocess.run(command, cwd=workdir, check=False).returncode
+        returncode = subprocess.run(command, cwd=workdir, check=False).returncode  # noqa: S603 - dvc.yaml's command
         for path in stage["outs"]:
             persist = path in stage["persist"]
             if (workdir / path).exists() and (returncode == 0 or not persist):
@@ -296,7 +296,11 @@ def run_stage(
 # ----------------------------------------------------------------------------------------------------------
 # The summary: a submitted run's result (the last line of every orchestrator's submit.py) as Markdown
 # ----------------------------------------------------------------------------------------------------------
-RUN_STATES = {"succeeded": "reached the gate's decision", "failed": "failed", "timed_out": "did not end in time"}
+RUN_STATES = {
+    "succeeded": "reached the gate's decision",
+    "failed": "failed",
+    "timed_out": "did not end in time",
+}
 
 
 def _cell(value: Any) -> str:

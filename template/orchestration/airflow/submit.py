@@ -1,24 +1,25 @@
 """Start one run of the training DAG on the project's Airflow, wait for it, and report what it decided.
 
-Owns the client side of a run: trigger the DAG `<project>-training` with the run's parameters, poll it until it
-ends or the timeout passes, and read the gate's decision and the evaluation's metrics (the `gate` and `evaluate`
-tasks' XComs; the run's folder in the pipeline store when a task failed before it could push one, which is how a
-refused model ends). PIPELINE_IMAGE, when set, is the image the run's stages use (the run's conf
-`pipeline_image`). The last line it prints is one JSON object, the same for every orchestrator's submit.py:
+Owns the client side of a run: trigger the DAG `<project>-training` with the run's parameters, poll it until
+it ends or the timeout passes, and read the gate's decision and the evaluation's metrics (the `gate` and
+`evaluate` tasks' XComs; the run's folder in the pipeline store when a task failed before it could push one,
+which is how a refused model ends). PIPELINE_IMAGE, when set, is the image the run's stages use (the run's
+conf `pipeline_image`). The last line it prints is one JSON object, the same for every orchestrator's submit:
 
     {"runner": ..., "run_id": ..., "url": ..., "state": "succeeded" | "failed" | "timed_out",
      "gate": {...}, "metrics": {...}}
 
-`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status 0 when the run
-reached the gate's decision (accepted or refused: both are decisions), 1 when it failed, 2 on a timeout or a
-request the API refused.
+`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status 0 when the
+run reached the gate's decision (accepted or refused: both are decisions), 1 when it failed, 2 on a timeout or
+a request the API refused.
 
 Where the Airflow is (runner.json's `cloud`, or --platform):
   mwaa      Amazon MWAA (aws): the Airflow REST API through MWAA's InvokeRestApi, signed with SigV4 by the
             caller's IAM identity (needs airflow:InvokeRestApi on the environment). The environment is
             MWAA_ENVIRONMENT. No web-login token and no network path to the private webserver are needed.
-  composer  Cloud Composer 3 (gcp): the environment's Airflow REST API (AIRFLOW_API_URL, Composer's airflow_uri)
-            with a Google OAuth access token of the caller's credentials (Application Default Credentials).
+  composer  Cloud Composer 3 (gcp): the environment's Airflow REST API (AIRFLOW_API_URL, Composer's
+            airflow_uri) with a Google OAuth access token of the caller's credentials (Application Default
+            Credentials).
   airflow   any Airflow 3 API server (azure: the Helm chart's on the AKS cluster; none: a local one) at
             AIRFLOW_API_URL with a JWT: AIRFLOW_API_TOKEN, or AIRFLOW_API_USERNAME / AIRFLOW_API_PASSWORD
             exchanged at /auth/token.
@@ -73,7 +74,9 @@ class RestApi:
                     "no credentials for the Airflow API: set AIRFLOW_API_TOKEN, or AIRFLOW_API_USERNAME and "
                     "AIRFLOW_API_PASSWORD (a user of the Airflow environment allowed to trigger the DAG)"
                 )
-            answer = _http("POST", f"{base_url.rstrip('/')}/auth/token", {"username": username, "password": password})
+            answer = _http(
+                "POST", f"{base_url.rstrip('/')}/auth/token", {"username": username, "password": password}
+            )
             token = answer.get("access_token", "")
             if not token:
                 raise SubmitError(f"{base_url}/auth/token returned no access_token")
@@ -135,9 +138,10 @@ def _http(method: str, url: str, body: dict[str, Any] | None, token: str = "") -
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # http(s) only (checked above): no file:// or custom scheme reaches urlopen
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:  # noqa: S310
             text = response.read().decode()
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace")[:500]
@@ -166,7 +170,7 @@ def _xcom(api: Any, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
 
 
 def _from_store(store: str, run_id: str) -> dict[str, Any]:
-    """gate.json and metrics.json of the run's folder in the pipeline store (pipeline.py's Store and results)."""
+    """gate.json and metrics.json of the run's folder in the pipeline store (pipeline.py's Store, results)."""
     source = spec_from_file_location("project_pipeline", HERE.parent / "pipeline.py")
     if source is None or source.loader is None:
         return {}
@@ -226,7 +230,9 @@ def submit(
         airflow_state = api.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}").get("state", "")
         print(f"  {datetime.now(UTC):%H:%M:%S} {airflow_state}", flush=True)
 
-    tasks = api.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances").get("task_instances", [])
+    tasks = api.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances").get(
+        "task_instances", []
+    )
     failed = sorted(t["task_id"] for t in tasks if t.get("state") in ("failed", "upstream_failed"))
     results = {**_xcom(api, dag_id, run_id, "evaluate"), **_xcom(api, dag_id, run_id, "gate")}
     if store and ("gate" not in results or "metrics" not in results):
@@ -236,7 +242,14 @@ def submit(
     # decision. Any other failed task, or a refusal no report confirms, is a failure.
     if state == "failed" and failed == ["gate"] and gate.get("passed") is False:
         state = "succeeded"
-    result = {"runner": runner, "run_id": run_id, "url": url, "state": state, "gate": gate, "metrics": metrics}
+    result = {
+        "runner": runner,
+        "run_id": run_id,
+        "url": url,
+        "state": state,
+        "gate": gate,
+        "metrics": metrics,
+    }
     return result, failed
 
 
@@ -245,13 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(runner_file.read_text(encoding="utf-8")) if runner_file.is_file() else {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--wait", action="store_true", help="wait for the run to end and print its result (without it: start it only)"
+        "--wait",
+        action="store_true",
+        help="wait for the run to end and print its result (without it: start it only)",
     )
     parser.add_argument("--timeout-minutes", type=float, default=180, help="give up waiting after this long")
     parser.add_argument("--poll-seconds", type=float, default=30, help="how often to ask for the run's state")
     parser.add_argument("--params-json", help="the run's parameters: params.yaml sections to override")
     parser.add_argument(
-        "--platform", choices=sorted(set(PLATFORMS.values())), default=PLATFORMS.get(settings.get("cloud", "none"))
+        "--platform",
+        choices=sorted(set(PLATFORMS.values())),
+        default=PLATFORMS.get(settings.get("cloud", "none")),
     )
     parser.add_argument("--dag-id", default=settings.get("dag_id"))
     parser.add_argument(
@@ -266,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(params, dict):
             raise SubmitError("--params-json must be a JSON object of params.yaml sections")
         if os.environ.get("PIPELINE_IMAGE"):
-            # The image of this run's stages (the pods of the kubernetes profile read it; ECS and Cloud Run run the
-            # revision `make pipeline-image` registered with it).
+            # The image of this run's stages (the pods of the kubernetes profile read it; ECS and Cloud Run
+            # run the revision `make pipeline-image` registered with it).
             params["pipeline_image"] = os.environ["PIPELINE_IMAGE"]
         if not args.dag_id:
             raise SubmitError(f"no --dag-id and no {runner_file}")

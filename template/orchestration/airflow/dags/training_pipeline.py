@@ -67,8 +67,8 @@ SETTINGS: dict[str, Any] = PIPELINE.get("runner") or {}
 
 
 def _as_json(params: Any) -> str:
-    """The run's params.yaml sections (Airflow's ParamsDict; a run's other conf keys, such as pipeline_image, are
-    not sections) as the JSON object `pipeline.py run --params-json` takes."""
+    """The run's params.yaml sections (Airflow's ParamsDict; a run's other conf keys, such as pipeline_image,
+    are not sections) as the JSON object `pipeline.py run --params-json` takes."""
     return json.dumps({key: params[key] for key in params if isinstance(params[key], dict)}, sort_keys=True)
 
 
@@ -108,7 +108,7 @@ def run_locally(stage: str) -> dict[str, Any]:
         "--project-dir",
         str(project),
     ]
-    completed = subprocess.run(
+    completed = subprocess.run(  # noqa: S603 - the project's own runner, no shell
         command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
     )
     lines = completed.stdout.splitlines()
@@ -168,12 +168,13 @@ def cloud_task(stage: str) -> Any:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
-    # The pods' requests/limits: infra/terraform/azure's pipeline_cpu / pipeline_memory, set as this Variable by the
-    # Helm values it outputs (airflow_helm_values): one place.
+    # The pods' requests/limits: infra/terraform/azure's pipeline_cpu / pipeline_memory, set as this Variable
+    # by the Helm values it outputs (airflow_helm_values): one place.
     resources = json.loads(os.environ.get("AIRFLOW_VAR_PIPELINE_RESOURCES") or "{}")
     if not resources:
         raise ValueError(
-            "AIRFLOW_VAR_PIPELINE_RESOURCES is not set: apply the Helm values of `terraform output airflow_helm_values`"
+            "AIRFLOW_VAR_PIPELINE_RESOURCES is not set: "
+            "apply the Helm values of `terraform output airflow_helm_values`"
         )
     return KubernetesPodOperator(
         task_id=stage,
