@@ -13,7 +13,11 @@ Secrets Manager), this test:
 4. `terraform destroy` must succeed and leave no resource in the state; then the server is stopped.
 
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
-mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in
+mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. Nor is MWAA (orchestrator airflow): moto has no
+CreateEnvironment of MWAA, so the `airflow` row applies that module without a pipeline image, which is when the
+environment, the pipeline's task definition and their endpoints wait (everything else of orchestration_airflow.tf
+is applied: the DAG bucket and its objects, the roles and their policies, the security groups); its mocked plans
+(tests/orchestration_airflow.tftest.hcl) cover the rest. What moto cannot model is listed in
 EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
 skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
 """
@@ -37,7 +41,7 @@ from test_terraform_plan import PLUGIN_DIR, TERRAFORM, plugin_cache, provider_av
 
 pytestmark = pytest.mark.slow
 
-MODES = ("container", "batch", "managed")
+MODES = ("container", "batch", "managed", "airflow")  # airflow: serving none, orchestrator airflow
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 IMAGE_DIGEST = "sha256:" + "c0ffee" * 10 + "c0ff"
 IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -297,7 +301,8 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
     # batch also carries the self-hosted tracking server (the network it shares with the batch job included).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    source = render(cloud_provider="aws", serving=mode, **tracking) / "infra" / "terraform" / "aws"
+    answers = {"serving": "none", "orchestrator": "airflow"} if mode == "airflow" else {"serving": mode}
+    source = render(cloud_provider="aws", **answers, **tracking) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)
