@@ -463,7 +463,7 @@ def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_projec
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {
-        "runner": "airflow-airflow",
+        "runner": "airflow-api",
         "run_id": "github__4242_1",
         "url": f"{airflow.url}/dags/customer-churn-training/runs/github__4242_1",
         "state": "succeeded",
@@ -482,7 +482,7 @@ def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_projec
         [sys.executable, "orchestration/pipeline.py", "summary", str(tmp_path / "run.json")], cwd=submit_project
     )
     assert summary.returncode == 0, summary.stderr
-    assert "## Training pipeline on airflow-airflow: succeeded" in summary.stdout
+    assert "## Training pipeline on airflow-api: succeeded" in summary.stdout
     assert "### Quality gate: passed" in summary.stdout and "| roc_auc | 0.9100 |" in summary.stdout
 
 

@@ -20,7 +20,7 @@ Where the Airflow is (runner.json's `cloud`, or --platform):
   composer  Cloud Composer 3 (gcp): the environment's Airflow REST API (AIRFLOW_API_URL, Composer's
             airflow_uri) with a Google OAuth access token of the caller's credentials (Application Default
             Credentials).
-  airflow   any Airflow 3 API server (azure: the Helm chart's on the AKS cluster; none: a local one) at
+  api       any Airflow 3 API server (azure: the Helm chart's on the AKS cluster; none: a local one) at
             AIRFLOW_API_URL with a JWT: AIRFLOW_API_TOKEN, or AIRFLOW_API_USERNAME / AIRFLOW_API_PASSWORD
             exchanged at /auth/token.
 Only the standard library at import time; botocore (aws) and google-auth (gcp) are the project's own
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PLATFORMS = {"aws": "mwaa", "gcp": "composer", "azure": "airflow", "none": "airflow"}
+PLATFORMS = {"aws": "mwaa", "gcp": "composer", "azure": "api", "none": "api"}
 TERMINAL = {"success": "succeeded", "failed": "failed"}
 REQUEST_TIMEOUT = 30  # seconds per API call: one slow answer must not eat the run's timeout
 
