@@ -15,8 +15,9 @@ Secrets Manager), this test:
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
 mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. Nor is MWAA (orchestrator airflow): moto has no
 CreateEnvironment of MWAA, so the `airflow` row applies that module without a pipeline image, which is when the
-environment, the pipeline's task definition and their endpoints wait (everything else of orchestration_airflow.tf
-is applied: the DAG bucket and its objects, the roles and their policies, the security groups); its mocked plans
+environment, its requirements and startup objects, the pipeline's task definition and their endpoints wait
+(everything else of orchestration_airflow.tf is applied: the DAG bucket, the roles and their policies, the
+security groups; moto's plain HTTP would also meet the bucket's TLS-only policy on an upload); its mocked plans
 (tests/orchestration_airflow.tftest.hcl) cover the rest. What moto cannot model is listed in
 EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
 skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
@@ -144,6 +145,12 @@ RULES_REFERENCING_GROUPS = (
     "aws_vpc_security_group_egress_rule.api_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_s3",
+    "aws_vpc_security_group_ingress_rule.airflow_self",
+    "aws_vpc_security_group_egress_rule.airflow_self",
+    "aws_vpc_security_group_egress_rule.airflow_to_endpoints",
+    "aws_vpc_security_group_egress_rule.airflow_to_s3",
+    "aws_vpc_security_group_egress_rule.pipeline_tasks_to_endpoints",
+    "aws_vpc_security_group_egress_rule.pipeline_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.tracking_alb_to_proxy",
     "aws_vpc_security_group_ingress_rule.tracking_task_from_alb",
     "aws_vpc_security_group_egress_rule.tracking_task_to_db",

@@ -98,6 +98,8 @@ locals {
 # DAG bucket content (the bucket itself is storage.tf's `airflow`: versioned, KMS, private, TLS only, access-logged)
 
 resource "aws_s3_object" "airflow_requirements" {
+  count = local.pipeline_enabled ? 1 : 0
+
   bucket     = local.airflow_bucket.id
   key        = "requirements.txt"
   kms_key_id = aws_kms_key.main.arn
@@ -106,6 +108,8 @@ resource "aws_s3_object" "airflow_requirements" {
 }
 
 resource "aws_s3_object" "airflow_startup" {
+  count = local.pipeline_enabled ? 1 : 0
+
   bucket     = local.airflow_bucket.id
   key        = "startup.sh"
   kms_key_id = aws_kms_key.main.arn
@@ -444,10 +448,10 @@ resource "aws_mwaa_environment" "main" {
   kms_key                          = aws_kms_key.main.arn
   source_bucket_arn                = local.airflow_bucket.arn
   dag_s3_path                      = "dags/"
-  requirements_s3_path             = aws_s3_object.airflow_requirements.key
-  requirements_s3_object_version   = aws_s3_object.airflow_requirements.version_id
-  startup_script_s3_path           = aws_s3_object.airflow_startup.key
-  startup_script_s3_object_version = aws_s3_object.airflow_startup.version_id
+  requirements_s3_path             = aws_s3_object.airflow_requirements[0].key
+  requirements_s3_object_version   = aws_s3_object.airflow_requirements[0].version_id
+  startup_script_s3_path           = aws_s3_object.airflow_startup[0].key
+  startup_script_s3_object_version = aws_s3_object.airflow_startup[0].version_id
   webserver_access_mode            = "PRIVATE_ONLY"
 
   airflow_configuration_options = {
