@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -116,7 +117,8 @@ def dagbags(python: Path, folders: list[Path], home: Path) -> dict:
         [str(python), "-c", DAGBAG_PROBE, ",".join(ML_MODULES), *map(str, folders)],
         cwd=home.parent,
         timeout=300,
-        env=airflow_env(home),
+        # the kubernetes profile's pod resources: infra/terraform/azure's Helm values set this Variable
+        env=airflow_env(home, AIRFLOW_VAR_PIPELINE_RESOURCES='{"cpu": "2", "memory": "8Gi"}'),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -333,3 +335,223 @@ def test_dag_test_runs_the_pipeline_locally_like_dvc_repro(
     assert json.loads((run_dir / "reports" / "gate.json").read_text())["promoted"] is True
     assert (store / "persist" / "models" / "champion" / "model.onnx").is_file()
     print(f"  {task}: metrics {metrics}\n  timings: { {k: round(v, 1) for k, v in timings.items()} }")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# orchestration/airflow/submit.py (what the Retrain workflow runs): trigger, poll, collect, against an HTTP server on
+# 127.0.0.1 that answers the Airflow 3 REST API calls submit.py makes (POST /auth/token and the /api/v2 routes of
+# DAGs, DAG runs, task instances and XCom entries) with the JSON shapes Airflow's API server returns. A real Airflow
+# API server (with its scheduler and the whole DAG) is what the slow test above starts; this one scripts a run's
+# states so that success, a refused gate, a failed task and a timeout are each exercised in well under a second.
+# ---------------------------------------------------------------------------------------------------------------
+class ScriptedAirflow:
+    """A DAG run whose successive states, task states and XComs are scripted; requests are recorded."""
+
+    def __init__(self, states: list[str], tasks: dict[str, str], xcoms: dict[str, object]) -> None:
+        import http.server
+        import threading
+
+        self.states, self.tasks, self.xcoms = states, tasks, xcoms
+        self.requests: list[tuple[str, str, dict]] = []
+        self.run_id = ""
+        airflow = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _route(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else {}
+                airflow.requests.append((method, self.path, body))
+                path = self.path.split("?")[0]
+                if method == "POST" and path == "/auth/token":
+                    ok = body == {"username": "ci", "password": "s3cret"}  # pragma: allowlist secret
+                    return self._answer(201 if ok else 401, {"access_token": "jwt-1"} if ok else {"detail": "no"})
+                if self.headers.get("Authorization") != "Bearer jwt-1":
+                    return self._answer(401, {"detail": "Not authenticated"})
+                parts = path.removeprefix("/api/v2/").split("/")
+                if parts[:2] != ["dags", "customer-churn-training"]:
+                    return self._answer(404, {"detail": f"no route {path}"})
+                if len(parts) == 2:
+                    return self._answer(200, {"dag_id": parts[1], "is_paused": False})
+                if method == "POST" and parts[2:] == ["dagRuns"]:
+                    airflow.run_id = body["dag_run_id"]
+                    return self._answer(200, {"dag_run_id": airflow.run_id, "state": "queued", "conf": body["conf"]})
+                if parts[2:4] != ["dagRuns", airflow.run_id]:
+                    return self._answer(404, {"detail": "no such run"})
+                if len(parts) == 4:
+                    state = airflow.states.pop(0) if len(airflow.states) > 1 else airflow.states[0]
+                    return self._answer(200, {"dag_run_id": airflow.run_id, "state": state})
+                if parts[4:] == ["taskInstances"]:
+                    instances = [{"task_id": task, "state": state} for task, state in airflow.tasks.items()]
+                    return self._answer(200, {"task_instances": instances, "total_entries": len(instances)})
+                if len(parts) == 8 and parts[4] == "taskInstances" and parts[6:] == ["xcomEntries", "return_value"]:
+                    if parts[5] in airflow.xcoms:
+                        return self._answer(200, {"key": "return_value", "value": airflow.xcoms[parts[5]]})
+                    return self._answer(404, {"detail": "XCom entry not found"})
+                return self._answer(404, {"detail": f"no route {path}"})
+
+            def do_GET(self) -> None:
+                self._route("GET")
+
+            def do_POST(self) -> None:
+                self._route("POST")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+GATE = {"passed": True, "promoted": True, "candidate_version": "3", "champion_version": "2", "reasons": []}
+METRICS = {"roc_auc": 0.91, "f1": 0.74}
+
+
+@pytest.fixture(scope="module")
+def submit_project(render: Callable[..., Path]) -> Path:
+    return render(orchestrator="airflow", cloud_provider="none", serving="none")
+
+
+def submit(project: Path, airflow: ScriptedAirflow, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GITHUB", "PIPELINE"))},
+        "AIRFLOW_API_URL": airflow.url,
+        "AIRFLOW_API_USERNAME": "ci",
+        "AIRFLOW_API_PASSWORD": "s3cret",  # pragma: allowlist secret
+        "GITHUB_RUN_ID": "4242",
+        **env,
+    }
+    command = [sys.executable, "orchestration/airflow/submit.py", "--wait", "--poll-seconds", "0.05", *args]
+    return subprocess.run(
+        command, cwd=project, env=environment, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_submit_waits_for_the_run_and_reports_the_gate_and_metrics(submit_project: Path, tmp_path: Path) -> None:
+    airflow = ScriptedAirflow(
+        ["queued", "running", "running", "success"],
+        {stage: "success" for stage in ("validate", "features", "train", "evaluate", "gate")},
+        # the local profile's XComs are dicts; ECS pushes the task log's last line, a JSON string
+        {"evaluate": {"stage": "evaluate", "metrics": METRICS}, "gate": json.dumps({"stage": "gate", "gate": GATE})},
+    )
+    try:
+        params = {"model": {"type": "hist_gradient_boosting"}}
+        result = submit(
+            submit_project,
+            airflow,
+            "--timeout-minutes",
+            "1",
+            "--params-json",
+            json.dumps(params),
+            PIPELINE_IMAGE="registry.example/churn@sha256:" + "c" * 64,
+        )
+    finally:
+        airflow.close()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {
+        "runner": "airflow-api",
+        "run_id": "github__4242_1",
+        "url": f"{airflow.url}/dags/customer-churn-training/runs/github__4242_1",
+        "state": "succeeded",
+        "gate": GATE,
+        "metrics": METRICS,
+    }
+    (trigger,) = [body for method, path, body in airflow.requests if method == "POST" and path.endswith("/dagRuns")]
+    assert trigger["conf"] == {**params, "pipeline_image": "registry.example/churn@sha256:" + "c" * 64}
+    assert trigger["logical_date"] is None and trigger["dag_run_id"] == "github__4242_1"
+    polls = [path for method, path, _ in airflow.requests if path.endswith("/dagRuns/github__4242_1")]
+    assert len(polls) == 4, polls  # until the first terminal state, no poll after it
+
+    # The job summary renders exactly that line.
+    (tmp_path / "run.json").write_text(result.stdout)
+    summary = run(
+        [sys.executable, "orchestration/pipeline.py", "summary", str(tmp_path / "run.json")], cwd=submit_project
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "## Training pipeline on airflow-api: succeeded" in summary.stdout
+    assert "### Quality gate: passed" in summary.stdout and "| roc_auc | 0.9100 |" in summary.stdout
+
+
+def test_submit_treats_a_refused_gate_as_a_decision(submit_project: Path, tmp_path: Path) -> None:
+    """The gate task fails on purpose when it refuses (exit status 10, no XCom): the run's store has its report."""
+    store = tmp_path / "store"
+    reports = store / "runs" / "github__4242_1" / "reports"
+    reports.mkdir(parents=True)
+    refused = {**GATE, "passed": False, "promoted": False, "reasons": ["roc_auc 0.61 < 0.70"]}
+    (reports / "gate.json").write_text(json.dumps(refused))
+    (reports / "metrics.json").write_text(json.dumps({"model": METRICS}))
+    airflow = ScriptedAirflow(
+        ["running", "failed"],
+        {"validate": "success", "features": "success", "train": "success", "evaluate": "success", "gate": "failed"},
+        {},
+    )
+    try:
+        result = submit(submit_project, airflow, "--timeout-minutes", "1", PIPELINE_STORE=str(store))
+    finally:
+        airflow.close()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["state"] == "succeeded" and report["gate"]["passed"] is False and report["metrics"] == METRICS
+    assert report["gate"]["reasons"] == ["roc_auc 0.61 < 0.70"]
+
+
+def test_submit_fails_clearly_when_a_stage_fails(submit_project: Path) -> None:
+    airflow = ScriptedAirflow(
+        ["running", "failed"],
+        {
+            "validate": "success",
+            "features": "success",
+            "train": "failed",
+            "evaluate": "upstream_failed",
+            "gate": "upstream_failed",
+        },
+        {},
+    )
+    try:
+        result = submit(submit_project, airflow, "--timeout-minutes", "1")
+    finally:
+        airflow.close()
+    assert result.returncode == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1])["state"] == "failed"
+    assert "the run failed in evaluate, gate, train" in result.stderr
+
+
+def test_submit_gives_up_after_its_timeout(submit_project: Path) -> None:
+    airflow = ScriptedAirflow(["running"], {"validate": "running"}, {})
+    try:
+        started = time.monotonic()
+        result = submit(submit_project, airflow, "--timeout-minutes", "0.005")  # 0.3 s
+        elapsed = time.monotonic() - started
+    finally:
+        airflow.close()
+    assert result.returncode == 2
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["state"] == "timed_out" and report["gate"] == {} and report["metrics"] == {}
+    assert "did not end within 0.005 minutes" in result.stderr
+    assert elapsed < 30
+
+
+def test_submit_refuses_without_credentials(submit_project: Path) -> None:
+    airflow = ScriptedAirflow(["success"], {}, {})
+    try:
+        wrong = submit(submit_project, airflow, AIRFLOW_API_PASSWORD="wrong")  # pragma: allowlist secret
+        missing = submit(submit_project, airflow, AIRFLOW_API_USERNAME="")
+    finally:
+        airflow.close()
+    assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr
+    assert missing.returncode == 2 and "set AIRFLOW_API_TOKEN" in missing.stderr
+    assert not any(path.endswith("/dagRuns") for _, path, _ in airflow.requests), "triggered without credentials"

@@ -175,6 +175,14 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if sagemaker and server == "managed" else absent).add(
         "infra/terraform/aws/orchestration_sagemaker_tracking.tf"
     )
+    # every orchestrator but dvc: the pipeline image its stages run in, and the submit step of the Retrain workflow
+    (present if orchestrated else absent).update({"Dockerfile.pipeline", "Dockerfile.pipeline.dockerignore"})
+    (present if airflow else absent).add("orchestration/airflow/submit.py")
+    for other in ("aws", "gcp", "azure"):
+        (present if airflow and other == cloud else absent).add(f"infra/terraform/{other}/orchestration_airflow.tf")
+        (present if airflow and other == cloud == "aws" else absent).add(
+            f"infra/terraform/{other}/tests/orchestration_airflow.tftest.hcl"
+        )
     if not orchestrated:
         absent.add("orchestration")
     return present, absent

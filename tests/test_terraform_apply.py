@@ -14,7 +14,12 @@ Secrets Manager), this test:
 
 The managed mode carries orchestrator sagemaker (experiment_tracking none): its pipeline and job roles are applied too.
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
-mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. What moto cannot model is listed in
+mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. Nor is MWAA (orchestrator airflow): moto has no
+CreateEnvironment of MWAA, so the `airflow` row applies that module without a pipeline image, which is when the
+environment, its requirements and startup objects, the pipeline's task definition and their endpoints wait
+(everything else of orchestration_airflow.tf is applied: the DAG bucket, the roles and their policies, the
+security groups; moto's plain HTTP would also meet the bucket's TLS-only policy on an upload); its mocked plans
+(tests/orchestration_airflow.tftest.hcl) cover the rest. What moto cannot model is listed in
 EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
 skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
 """
@@ -38,7 +43,7 @@ from test_terraform_plan import PLUGIN_DIR, TERRAFORM, plugin_cache, provider_av
 
 pytestmark = pytest.mark.slow
 
-MODES = ("container", "batch", "managed")
+MODES = ("container", "batch", "managed", "airflow")  # airflow: serving none, orchestrator airflow
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 IMAGE_DIGEST = "sha256:" + "c0ffee" * 10 + "c0ff"
 IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -141,6 +146,12 @@ RULES_REFERENCING_GROUPS = (
     "aws_vpc_security_group_egress_rule.api_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_s3",
+    "aws_vpc_security_group_ingress_rule.airflow_self",
+    "aws_vpc_security_group_egress_rule.airflow_self",
+    "aws_vpc_security_group_egress_rule.airflow_to_endpoints",
+    "aws_vpc_security_group_egress_rule.airflow_to_s3",
+    "aws_vpc_security_group_egress_rule.pipeline_tasks_to_endpoints",
+    "aws_vpc_security_group_egress_rule.pipeline_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.tracking_alb_to_proxy",
     "aws_vpc_security_group_ingress_rule.tracking_task_from_alb",
     "aws_vpc_security_group_egress_rule.tracking_task_to_db",
@@ -314,12 +325,17 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     # batch also carries the self-hosted tracking server (the network it shares with the batch job included);
     # managed also the SageMaker pipeline's roles (orchestrator sagemaker, which needs MLflow managed or off).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    # container also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf).
+    # container also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf);
+    # airflow is serving none with orchestrator airflow (orchestration_airflow.tf).
     kubeflow = mode == "container"
-    orchestrator = {"orchestrator": "kubeflow"} if kubeflow else {}
-    if mode == "managed":
-        orchestrator = {"orchestrator": "sagemaker", "experiment_tracking": "none"}
-    source = render(cloud_provider="aws", serving=mode, **tracking, **orchestrator) / "infra" / "terraform" / "aws"
+    answers: dict[str, str] = {"serving": mode}
+    if mode == "airflow":
+        answers = {"serving": "none", "orchestrator": "airflow"}
+    elif kubeflow:
+        answers["orchestrator"] = "kubeflow"
+    elif mode == "managed":
+        answers.update(orchestrator="sagemaker", experiment_tracking="none")
+    source = render(cloud_provider="aws", **answers, **tracking) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)

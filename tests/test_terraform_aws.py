@@ -385,3 +385,30 @@ def test_makefile_drives_this_module(render) -> None:
         assert re.search(rf"^{target}:.*## ", makefile, re.MULTILINE), target
     assert "-backend-config=envs/$(ENV).backend.hcl" in makefile
     assert '-var-file=envs/$(ENV).tfvars -var "image_tag=$(IMAGE_TAG)"' in makefile
+
+
+def test_orchestrator_airflow_adds_mwaa_and_the_pipeline_task(render) -> None:
+    """MWAA, its DAG bucket and roles, and the pipeline's Fargate task (orchestration_airflow.tf), with the ECS
+    cluster and the private network they need even when nothing is served."""
+    module = Module(
+        render(cloud_provider="aws", serving="none", orchestrator="airflow") / "infra" / "terraform" / "aws"
+    )
+    present = {path.name for path in module.directory.glob("*.tf")}
+    assert present == COMMON_FILES | MODE_FILES["none"] | {"orchestration_airflow.tf", "ecs.tf", "network.tf"}
+    assert module.answers["orchestrator"] == "airflow"
+    waits = {
+        f"{rtype}.{name}": str(body.get("count", "")) + str(body.get("for_each", ""))
+        for rtype, name, body in module.resources()
+        if rtype in {"aws_mwaa_environment", "aws_ecs_task_definition", "aws_vpc_endpoint"}
+        and name not in {"s3", "interface"}
+    }
+    assert waits and all("local.pipeline_enabled" in gate for gate in waits.values()), waits
+    (task,) = [body for rtype, name, body in module.resources("aws_ecs_task_definition") if name == "pipeline"]
+    assert (task["cpu"], task["memory"]) == ("${var.pipeline_task_cpu}", "${var.pipeline_task_memory}")
+    policy = module.data("aws_iam_policy_document", "airflow")
+    actions = {action for statement in _statements(policy) for action in statement["actions"]}
+    assert not any("*" in action for action in actions), actions
+    assert "ecs:RunTask" in actions and "iam:PassRole" in actions
+    default = render(cloud_provider="aws", serving="none") / "infra" / "terraform" / "aws"
+    assert not (default / "orchestration_airflow.tf").exists()
+    assert "orchestrator" not in load(default / "project.auto.tfvars")

@@ -109,9 +109,11 @@ def azure_module(render, **answers: object) -> Module:
     return parse_module(render(cloud_provider="azure", **answers) / "infra" / "terraform" / "azure")
 
 
-@pytest.fixture(scope="module", params=SERVING_MODES)
+@pytest.fixture(scope="module", params=[*SERVING_MODES, "none+airflow"])
 def module(request, render) -> Module:
-    return azure_module(render, serving=request.param)
+    """Every serving mode, and orchestrator airflow (the pipeline's workload identity, orchestration_airflow.tf)."""
+    serving, _, orchestrator = request.param.partition("+")
+    return azure_module(render, serving=serving, orchestrator=orchestrator or "dvc")
 
 
 @pytest.fixture(scope="module")
@@ -458,3 +460,16 @@ def test_the_service_writes_its_inference_log_under_the_prefix_only(render, serv
         return
     assert env["INFERENCE_LOG_URI"] == "${local.inference_log_uri}"
     assert env["AZURE_STORAGE_ACCOUNT_NAME"] == "${azurerm_storage_account.main.name}"
+
+
+def test_airflow_pipeline_pods_get_one_federated_identity_and_their_resources_from_here(render) -> None:
+    module = azure_module(render, orchestrator="airflow")
+    credential = module.resources[("azurerm_federated_identity_credential", "pipeline")]
+    assert credential["subject"] == "system:serviceaccount:${var.airflow_namespace}:${local.pipeline_service_account}"
+    assert module.resources[("azurerm_role_assignment", "pipeline_data_contributor")]["scope"] == (
+        '${azurerm_storage_container.main["data"].id}'
+    )
+    # the pods' requests/limits reach the DAG as an Airflow Variable of the Helm values this stack outputs
+    assert "pipeline_resources" in module.locals["airflow_variables"]
+    assert "airflow_helm_values" in module.outputs
+    assert not (render(cloud_provider="azure") / "infra" / "terraform" / "azure" / "orchestration_airflow.tf").exists()

@@ -87,9 +87,11 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-@pytest.fixture(scope="module", params=SERVING_MODES)
+@pytest.fixture(scope="module", params=[*SERVING_MODES, "batch+airflow"])
 def module(request, render) -> Module:
-    project = render(cloud_provider="gcp", serving=request.param)
+    """Every serving mode, and batch with orchestrator airflow (Composer and the pipeline job)."""
+    serving, _, orchestrator = request.param.partition("+")
+    project = render(cloud_provider="gcp", serving=serving, orchestrator=orchestrator or "dvc")
     return Module(project / "infra" / "terraform" / "gcp")
 
 
@@ -391,7 +393,9 @@ def test_serving_resources_wait_for_an_image_tag(module: Module) -> None:
     for rtype, name, body in module.resources():
         if rtype in SERVING_RESOURCE_TYPES:
             gate = body.get("count", body.get("for_each", ""))
-            assert "local.serving_enabled" in gate, f"{rtype}.{name} is created without an image tag"
+            # the pipeline's job (orchestrator airflow) waits for the pipeline image instead
+            wait = "local.pipeline_enabled" if "pipeline" in name else "local.serving_enabled"
+            assert wait in gate, f"{rtype}.{name} is created without an image"
 
 
 def test_cloud_run_serves_port_8000_with_probes(container: Module) -> None:
@@ -551,3 +555,23 @@ def test_the_service_writes_its_inference_log_under_the_prefix_only(render, serv
     )
     assert module.locals()["inference_log_prefix"] == "inference/"
     assert ("inference_log_uri" in module.declared("output")) == (serving != "container")
+
+
+def test_airflow_runs_each_stage_as_the_pipeline_job_sized_by_variables(render) -> None:
+    module = Module(render(cloud_provider="gcp", orchestrator="airflow") / "infra" / "terraform" / "gcp")
+    (job,) = [body for rtype, name, body in module.resources("google_cloud_run_v2_job") if name == "pipeline"]
+    assert job["count"] == "${local.pipeline_enabled ? 1 : 0}"
+    container = job["template"][0]["template"][0]["containers"][0]
+    assert container["image"] == "${var.pipeline_image}" and container["command"] == ["python"]
+    assert container["resources"][0]["limits"] == {"cpu": "${var.pipeline_cpu}", "memory": "${var.pipeline_memory}"}
+    (composer,) = [body for _, _, body in module.resources("google_composer_environment")]
+    software = composer["config"][0]["software_config"][0]
+    assert software["image_version"] == "${var.composer_image_version}"
+    assert composer["config"][0]["enable_private_environment"] is True
+    (runs,) = [
+        body
+        for _, name, body in module.resources("google_cloud_run_v2_job_iam_member")
+        if name == "airflow_runs_pipeline"
+    ]
+    assert runs["role"] == "roles/run.jobsExecutorWithOverrides", "Composer may run the pipeline job only"
+    assert not (render(cloud_provider="gcp") / "infra" / "terraform" / "gcp" / "orchestration_airflow.tf").exists()

@@ -1,6 +1,6 @@
 """The pipeline as every orchestrator sees it: the one list of stages, derived from dvc.yaml, and its runner.
 
-Owns two things and nothing else:
+Owns three things and nothing else:
 
 - `describe`: the ordered stages of dvc.yaml (their commands, the files each reads and writes, the params
   sections it uses), the run parameters of params.yaml and its `orchestration` settings, as one JSON document.
@@ -14,6 +14,8 @@ Owns two things and nothing else:
   the stage wrote back to the store. Outputs dvc.yaml marks `persist` (the champion and its registry) live
   beside the runs and outlive them. The last line of its output is one JSON object (the stage's result: the
   gate's decision, the evaluation's metrics), which Airflow keeps as the task's XCom.
+- `summary`: the result every orchestrator's submit.py prints as its last line (runner, run id, URL, state,
+  the gate's decision, the metrics) as Markdown for the Retrain workflow's job summary.
 
 Only the standard library and PyYAML at import time (both in a bare Airflow environment too); fsspec is
 imported for a remote store only.
@@ -291,6 +293,58 @@ def run_stage(
         return returncode, stage_result(name, workdir, returncode)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The summary: a submitted run's result (the last line of every orchestrator's submit.py) as Markdown
+# ----------------------------------------------------------------------------------------------------------
+RUN_STATES = {
+    "succeeded": "reached the gate's decision",
+    "failed": "failed",
+    "timed_out": "did not end in time",
+}
+
+
+def _cell(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary(result: dict[str, Any]) -> str:
+    """Markdown for $GITHUB_STEP_SUMMARY: the run, the gate's decision, the metrics."""
+    missing = {"runner", "run_id", "url", "state", "gate", "metrics"} - result.keys()
+    if missing or result["state"] not in RUN_STATES:
+        raise PipelineError(
+            f"not a submitted run's result (missing {sorted(missing)} or state {result.get('state')!r}): "
+            "expected the last line of orchestration/<orchestrator>/submit.py --wait"
+        )
+    run = f"[{result['run_id']}]({result['url']})" if result["url"] else f"`{result['run_id']}`"
+    lines = [
+        f"## Training pipeline on {result['runner']}: {result['state']}",
+        "",
+        f"Run {run} {RUN_STATES[result['state']]}.",
+        "",
+    ]
+    gate = result["gate"] or {}
+    if gate:
+        verdict = {True: "passed", False: "refused the model"}.get(gate.get("passed"), "no decision")
+        lines += [f"### Quality gate: {verdict}", "", "| | |", "| -- | -- |"]
+        for key in ("passed", "promoted", "candidate_version", "champion_version"):
+            if key in gate:
+                lines.append(f"| {key} | {_cell(gate[key])} |")
+        reasons = [f"- {_cell(reason)}" for reason in gate.get("reasons") or []]
+        lines += ["", *reasons, ""] if reasons else [""]
+    else:
+        lines += ["### Quality gate: no decision", "", "The run ended before the gate reported.", ""]
+    metrics = result["metrics"] or {}
+    if metrics:
+        lines += ["### Metrics (evaluation set)", "", "| metric | value |", "| -- | --: |"]
+        lines += [
+            f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {_cell(value)} |"
+            for name, value in metrics.items()
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _project_params(project_dir: Path) -> dict[str, Any]:
     params = yaml.safe_load((project_dir / "params.yaml").read_text(encoding="utf-8")) or {}
     return {key: value for key, value in params.items() if key != RUNNER_SECTION}
@@ -330,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"exit status when the gate refuses the model (default {GATE_REJECTED}; 0 where the "
         "orchestrator branches on the result file instead, as SageMaker's ConditionStep does)",
     )
+    summary_cmd = commands.add_parser(
+        "summary", help="a submitted run's result (submit.py's last line) as Markdown for the job summary"
+    )
+    summary_cmd.add_argument(
+        "result", type=Path, help="a file whose last line is the JSON result of submit.py --wait ('-': stdin)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -339,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(text, end="")
             else:
                 args.output.write_text(text, encoding="utf-8")
+            return 0
+        if args.command == "summary":
+            text = sys.stdin.read() if str(args.result) == "-" else args.result.read_text(encoding="utf-8")
+            lines = text.strip().splitlines()
+            print(summary(json.loads(lines[-1]) if lines else {}), end="")
             return 0
         params = _project_params(args.project_dir)
         if args.params_json:

@@ -1,12 +1,17 @@
-# Buckets: `data` (DVC remote under dvc/, batch input/output) and `models` (model artifacts), both KMS-encrypted,
+# Buckets: `data` (DVC remote under dvc/, batch input/output, the pipeline's run store under pipeline/) and `models`
+# (model artifacts), and with orchestrator = airflow `airflow` (MWAA's DAGs), all KMS-encrypted,
 # versioned, private, TLS-only and access-logged into `logs`. S3 server-access logs, load-balancer logs and VPC flow
 # logs land in `logs`, which uses SSE-S3 because those log deliveries cannot write to an SSE-KMS bucket.
 
 locals {
-  buckets = {
-    data   = "${var.project}-data-${var.environment}"
-    models = "${var.project}-models-${var.environment}"
-  }
+  buckets = merge(
+    {
+      data   = "${var.project}-data-${var.environment}"
+      models = "${var.project}-models-${var.environment}"
+    },
+    # orchestrator = airflow: MWAA's DAG folder and requirements (MWAA needs the name to start with "airflow-")
+    var.orchestrator == "airflow" ? { airflow = "airflow-${var.project}-${var.environment}" } : {},
+  )
   log_bucket_name = "${var.project}-logs-${var.environment}"
   # Buckets whose S3 access logs the log bucket accepts: the project's, and the artefact bucket of the self-hosted
   # MLflow server (tracking_server.tf) under its fixed name, which only that bucket of this account can ever use.

@@ -10,6 +10,17 @@ variable "project" {
   }
 }
 
+variable "orchestrator" {
+  description = "What runs the training pipeline (the copier answer): dvc on the CI runner, or airflow (orchestration_airflow.tf)."
+  type        = string
+  default     = "dvc"
+
+  validation {
+    condition     = contains(["dvc", "airflow", "kubeflow", "sagemaker"], var.orchestrator)
+    error_message = "orchestrator must be dvc, airflow, kubeflow or sagemaker."
+  }
+}
+
 variable "package_name" {
   description = "Python package of the project; the batch job runs `python -m <package_name>.batch`."
   type        = string

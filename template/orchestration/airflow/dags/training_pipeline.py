@@ -67,8 +67,9 @@ SETTINGS: dict[str, Any] = PIPELINE.get("runner") or {}
 
 
 def _as_json(params: Any) -> str:
-    """The run's params (Airflow's ParamsDict) as the JSON object `pipeline.py run --params-json` takes."""
-    return json.dumps({key: params[key] for key in params}, sort_keys=True)
+    """The run's params.yaml sections (Airflow's ParamsDict; a run's other conf keys, such as pipeline_image,
+    are not sections) as the JSON object `pipeline.py run --params-json` takes."""
+    return json.dumps({key: params[key] for key in params if isinstance(params[key], dict)}, sort_keys=True)
 
 
 def stage_command(stage: str) -> list[str]:
@@ -167,12 +168,24 @@ def cloud_task(stage: str) -> Any:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
-    resources = RUNNER["resources"]
+    # The pods' requests/limits: infra/terraform/azure's pipeline_cpu / pipeline_memory, set as this Variable
+    # by the Helm values it outputs (airflow_helm_values): one place.
+    resources = json.loads(os.environ.get("AIRFLOW_VAR_PIPELINE_RESOURCES") or "{}")
+    if not resources:
+        raise ValueError(
+            "AIRFLOW_VAR_PIPELINE_RESOURCES is not set: "
+            "apply the Helm values of `terraform output airflow_helm_values`"
+        )
     return KubernetesPodOperator(
         task_id=stage,
         name=f"{RUNNER['dag_id']}-{stage}",
         namespace="{{ var.value.pipeline_namespace }}",
-        image="{{ var.value.pipeline_image }}",
+        # the image the run names (the Retrain workflow's build, by digest), else the environment's
+        image="{{ dag_run.conf.get('pipeline_image') or var.value.pipeline_image }}",
+        env_vars={
+            "AZURE_STORAGE_ACCOUNT_NAME": "{{ var.value.pipeline_storage_account }}",
+            "MLFLOW_TRACKING_URI": "{{ var.value.get('pipeline_tracking_uri', '') }}",
+        },
         cmds=command[:1],
         arguments=command[1:],
         service_account_name=RUNNER["service_account"],

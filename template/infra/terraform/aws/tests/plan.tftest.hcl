@@ -52,7 +52,7 @@ run "no_public_bucket" {
 
   assert {
     condition = (
-      keys(aws_s3_bucket.project) == ["data", "models"]
+      setsubtract(keys(aws_s3_bucket.project), var.orchestrator == "airflow" ? ["airflow"] : []) == toset(["data", "models"])
       && aws_s3_bucket.project["data"].bucket == "${var.project}-data-${var.environment}"
       && aws_s3_bucket.project["models"].bucket == "${var.project}-models-${var.environment}"
       && aws_s3_bucket.logs.bucket == "${var.project}-logs-${var.environment}"
