@@ -538,7 +538,7 @@ def test_submit_gives_up_after_its_timeout(submit_project: Path) -> None:
         elapsed = time.monotonic() - started
     finally:
         airflow.close()
-    assert result.returncode == 2
+    assert result.returncode == 3
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["state"] == "timed_out" and report["gate"] == {} and report["metrics"] == {}
     assert "did not end within 0.005 minutes" in result.stderr

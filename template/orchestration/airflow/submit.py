@@ -9,9 +9,9 @@ conf `pipeline_image`). The last line it prints is one JSON object, the same for
     {"runner": ..., "run_id": ..., "url": ..., "state": "succeeded" | "failed" | "timed_out",
      "gate": {...}, "metrics": {...}}
 
-`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status 0 when the
-run reached the gate's decision (accepted or refused: both are decisions), 1 when it failed, 2 on a timeout or
-a request the API refused.
+`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status (the same for
+every orchestrator's submit.py): 0 when the run reached the gate's decision (accepted or refused: both are
+decisions), 1 when it failed, 3 when it did not end in time, 2 when it could not be started or followed.
 
 Where the Airflow is (runner.json's `cloud`, or --platform):
   mwaa      Amazon MWAA (aws): the Airflow REST API through MWAA's InvokeRestApi, signed with SigV4 by the
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.wait:
         return 0  # started only: its id and URL are above
     print(json.dumps(result, sort_keys=True), flush=True)
-    return {"succeeded": 0, "failed": 1}.get(result["state"], 2)
+    return {"succeeded": 0, "failed": 1, "timed_out": 3}[result["state"]]
 
 
 if __name__ == "__main__":

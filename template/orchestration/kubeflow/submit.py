@@ -11,8 +11,9 @@ workflow puts in its job summary:
      "gate": {...}, "metrics": {...}}
 
 with the gate's decision and the evaluation's metrics read from the run's store (a refused gate's report is
-there too). Exit status: 0 succeeded (or submitted without --wait), 1 failed, 3 timed out, 2 a configuration
-error.
+there too). Exit status (the same for every orchestrator's submit.py): 0 when the run reached the gate's decision
+(accepted, or refused: the refusal fails the gate's component, but that is a decision) or was submitted without
+--wait, 1 failed, 3 timed out, 2 a configuration error.
 
 Where, by runner.json's `platform`:
   vertex  Vertex AI Pipelines (google-cloud-aiplatform PipelineJob) in GCP_PROJECT and runner.json's region,
@@ -193,10 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         elif state == "failed":
-            print(f"error: the run failed; its logs: {url} (docs/runbooks/kubeflow.md)", file=sys.stderr)
+            print(f"the run failed; its logs: {url} (docs/runbooks/kubeflow.md)", file=sys.stderr)
     result = pipeline.summary(store=store, run_id=run_id, state=state, url=url)
+    if state == "failed" and (result.get("gate") or {}).get("passed") is False:
+        # the gate's refusal fails its component, but the run reached its decision: not a failed run
+        result["state"] = "succeeded"
+        print("the quality gate refused the model: the champion stays (result.gate.reasons)", file=sys.stderr)
     print(json.dumps(result, sort_keys=True), flush=True)
-    return EXIT[state]
+    return EXIT[result["state"]]
 
 
 if __name__ == "__main__":

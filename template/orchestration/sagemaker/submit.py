@@ -8,8 +8,10 @@ timeout passes. The gate's decision and the evaluation's metrics come from the r
 (reports/gate.json, reports/metrics.json under runs/<execution id>/), where the steps left them.
 
 Its last line of output is one JSON object: runner, run_id, url, state (succeeded | failed | timed_out |
-started), gate, metrics. Exit status 0 when the run succeeded (or was started without --wait), 1 when it
-failed or the gate refused the model, 3 on timeout (the execution is stopped), 2 when the inputs are wrong.
+started), gate, metrics. Exit status (the same for every orchestrator's submit.py): 0
+when the run reached the gate's decision (accepted, or refused: the GateRefused step fails the execution, but
+that is a decision) or was started without --wait, 1 when it failed, 3 on timeout (the execution is stopped), 2
+when the inputs are wrong.
 
 Only botocore (a dependency of every aws project), with the caller's AWS credentials; AWS_ENDPOINT_URL is
 honoured, as by every AWS SDK.
@@ -205,12 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         else {},
         "metrics": (metrics or {}).get("model") or {},
     }
-    if state == "failed":
-        refused = gate is not None and gate.get("passed") is False
+    if state == "failed" and gate is not None and gate.get("passed") is False:
+        # the GateRefused step fails the execution, but the run reached its decision: not a failed run
+        result["state"] = state = "succeeded"
+        print("the quality gate refused the model: the champion stays (result.gate.reasons)", file=sys.stderr)
+    elif state == "failed":
         print(
-            "error: the quality gate refused the model (result.gate.reasons)"
-            if refused
-            else "error: the run failed; its failed step and reason are listed above, its logs in "
+            "error: the run failed; its failed step and reason are listed above, its logs in "
             f"CloudWatch (/aws/sagemaker/ProcessingJobs, /aws/sagemaker/TrainingJobs): {url}",
             file=sys.stderr,
         )
