@@ -27,10 +27,13 @@ def source_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return source
 
 
-def write_source(frame: pd.DataFrame, contract: Contract, path: Path) -> int:
+def write_source(frame: pd.DataFrame, contract: Contract, path: Path, copy_to: str | None = None) -> int:
+    """The source as `path` (the stage's DVC output) and, in a cloud, the same bytes at `copy_to` (the bucket)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     source = source_frame(frame, contract)
     source.to_parquet(path, index=False)
+    if copy_to and copy_to != str(path):
+        source.to_parquet(copy_to, index=False)  # s3fs / gcsfs / adlfs of the project's batch dependencies
     return len(source)
 
 
