@@ -45,8 +45,8 @@ REGION = "us-east-1"
 # Services the module uses (provider `endpoints` names). A service missing here would reach real AWS and fail on the
 # fake credentials: the apply fails instead of silently leaving 127.0.0.1.
 SERVICES = (
-    "acm", "appautoscaling", "budgets", "cloudwatch", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms", "logs",
-    "rds", "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
+    "acm", "appautoscaling", "budgets", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms",
+    "logs", "rds", "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
 )  # fmt: skip
 # Emulator limits: resource address -> (HCL the test's override file puts in that resource, why). Everything here is
 # a gap of moto 5.x against the real API, found by this test; the module itself is applied unchanged otherwise.
@@ -138,6 +138,7 @@ RULES_REFERENCING_GROUPS = (
     "aws_vpc_security_group_ingress_rule.api_tasks_from_alb",
     "aws_vpc_security_group_egress_rule.api_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.api_tasks_to_s3",
+    "aws_vpc_security_group_egress_rule.api_tasks_to_dynamodb",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_s3",
     "aws_vpc_security_group_egress_rule.tracking_alb_to_proxy",
@@ -295,9 +296,11 @@ def _resources(state: dict) -> list[dict]:
 def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_path: Path) -> None:
     if TERRAFORM is None or not provider_available("aws"):
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
-    # batch also carries the self-hosted tracking server (the network it shares with the batch job included).
+    # batch also carries the self-hosted tracking server (the network it shares with the batch job included);
+    # container also the feature store (feature_store.tf: the DynamoDB online table and its access).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    source = render(cloud_provider="aws", serving=mode, **tracking) / "infra" / "terraform" / "aws"
+    feast = {"feature_store": "feast"} if mode == "container" else {}
+    source = render(cloud_provider="aws", serving=mode, **tracking, **feast) / "infra" / "terraform" / "aws"
     workdir = tmp_path / "aws"
     shutil.copytree(source, workdir)
     module = RootModule(workdir)
@@ -357,6 +360,14 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     assert destroy.returncode == 0, f"{mode}: destroy failed:\n{destroy.stdout[-6000:]}\n{destroy.stderr[-6000:]}"
     remaining, _ = _terraform(["state", "list"], workdir, env, STEP_TIMEOUT)
     assert remaining.stdout.strip() == "", f"{mode}: still in the state after destroy:\n{remaining.stdout}"
+
+    if feast:
+        tables = [r for r in applied if r["type"] == "aws_dynamodb_table"]
+        assert [r["values"]["name"] for r in tables] == ["customer-churn-staging.customers"], tables
+        table = tables[0]["values"]
+        assert table["hash_key"] == "entity_id" and table["billing_mode"] == "PAY_PER_REQUEST", table
+        assert table["point_in_time_recovery"][0]["enabled"] is True, table
+        assert table["server_side_encryption"][0]["enabled"] is True, table
 
     if tracking:
         created = {r["address"] for r in applied}
