@@ -87,7 +87,10 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
-    ({"cloud_provider": "aws", "serving": "batch", "feature_store": "feast"}, 'feature_store "feast" in aws runs with serving "container"'),
+    (
+        {"cloud_provider": "aws", "serving": "batch", "feature_store": "feast"},
+        'feature_store "feast" in aws runs with serving "container"',
+    ),
     ({"cloud_provider": "gcp", "serving": "managed", "feature_store": "feast"}, "choose serving container or"),
     ({"feature_store": "tecton"}, "feature_store"),
     # kubeflow and sagemaker are not choices yet: refused, not silently rendered as dvc
