@@ -328,13 +328,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def records_by_id(uri: str, contract: Contract, as_of: datetime, scratch: Path) -> str:
-    """--by-id: the ids of `uri` (and their event timestamps, when it has the contract's timestamp column) as full
-    records, read from the feature store's offline store as of each timestamp (else `as_of`), in one Parquet
-    file under `scratch` that the run then checks and scores like any input.
+    """--by-id: the ids of `uri` (and their event timestamps, when it has the contract's timestamp column)
+    as full records, read from the feature store's offline store as of each timestamp (else `as_of`), in one
+    Parquet file under `scratch` that the run then checks and scores like any input.
 
-    The offline store rather than the online one: a batch reads many ids at once, where a point-in-time join over
-    the offline source is one scan instead of a key lookup per id against a store sized for requests, and it
-    answers for any date (a re-run for a past date scores the values of that date) whatever was materialised.
+    The offline store rather than the online one: a batch reads many ids at once, where a point-in-time join
+    over the offline source is one scan instead of a key lookup per id against a store sized for requests, and
+    it answers for any date (a re-run for a past date scores the values of that date) whatever was
+    materialised.
     The ids are held in memory (one column or two), the records they resolve to in one file.
     """
     try:
@@ -351,7 +352,8 @@ def records_by_id(uri: str, contract: Contract, as_of: datetime, scratch: Path) 
     write_table(records, str(resolved))
     unknown = int(records.loc[:, contract.input_columns].isna().all(axis=1).sum())
     print(
-        f"by id: {len(records)} ids read from the offline store ({unknown} without a feature row by their time)",
+        f"by id: {len(records)} ids read from the offline store "
+        f"({unknown} without a feature row by their time)",
         file=sys.stderr,
     )
     return str(resolved)

@@ -1,5 +1,5 @@
-"""The offline side: the feature view's source table, and the point-in-time reads through it: the training set,
-and the records of batch scoring by id."""
+"""The offline side: the feature view's source table, and the point-in-time reads through it: the training
+set, and the records of batch scoring by id."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def source_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def write_source(frame: pd.DataFrame, contract: Contract, path: Path, copy_to: str | None = None) -> int:
-    """The source as `path` (the stage's DVC output) and, in a cloud, the same bytes at `copy_to` (the bucket)."""
+    """The source as `path` (the stage's DVC output) and, in a cloud, the same rows at `copy_to` (the bucket)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     source = source_frame(frame, contract)
     source.to_parquet(path, index=False)
