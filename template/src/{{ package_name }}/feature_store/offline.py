@@ -31,7 +31,7 @@ def source_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def write_source(frame: pd.DataFrame, contract: Contract, path: Path, copy_to: str | None = None) -> int:
-    """The source as `path` (the stage's DVC output) and, in a cloud, the same rows at `copy_to` (the bucket)."""
+    """The source as `path` (the stage's DVC output) and, in a cloud, the same rows at `copy_to`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     source = source_frame(frame, contract)
     source.to_parquet(path, index=False)
@@ -54,7 +54,9 @@ def training_frame(store: FeatureStore, contract: Contract, labels: pd.DataFrame
     return joined.loc[:, [id_column, timestamp_column, *contract.input_columns, contract.target.column]]
 
 
-def records_of_ids(store: FeatureStore, contract: Contract, ids: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+def records_of_ids(
+    store: FeatureStore, contract: Contract, ids: pd.DataFrame, as_of: datetime
+) -> pd.DataFrame:
     """Full records (id, event timestamp, inputs) of the rows of `ids`, in their order: batch scoring by id.
 
     Each id's inputs are read from the offline store as of the row's event timestamp when `ids` has the
