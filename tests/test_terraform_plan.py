@@ -103,7 +103,8 @@ def test_test_files_follow_the_serving_mode(infra: tuple[dict, Path]) -> None:
             answers["cloud_provider"], set()
         ),
     }.get(answers.get("tracking_server", "local"), set())
-    expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"} | tracking
+    feature_store = {"feature_store.tftest.hcl"} if answers.get("feature_store") == "feast" else set()
+    expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"} | tracking | feature_store
     assert present == expected, combo_id(answers)
 
 
