@@ -139,3 +139,8 @@ output "feature_store_uri" {
   description = "FEATURE_STORE_URI of CI's pipeline: the registry and the offline source of the feature store."
   value       = local.feature_store_uri
 }
+
+output "feature_store_key_vault" {
+  description = "FEATURE_STORE_KEY_VAULT of CI's pipeline: the vault holding the secret feature-store-redis."
+  value       = azurerm_key_vault.main.name
+}
