@@ -135,6 +135,27 @@ resource "azurerm_role_assignment" "feature_store_secret_readers" {
   principal_id         = each.value
 }
 
+# The service reads the registry (and nothing else of the data container): an ABAC condition keeps its blob reads
+# under feature_store/.
+resource "azurerm_role_assignment" "runtime_reads_feature_registry" {
+  scope                = azurerm_storage_container.main["data"].id
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = azurerm_user_assigned_identity.runtime.principal_id
+  principal_type       = "ServicePrincipal"
+  condition_version    = "2.0"
+  condition            = <<-EOT
+    (
+      (
+        !(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})
+      )
+      OR
+      (
+        @Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith 'feature_store/'
+      )
+    )
+  EOT
+}
+
 output "feature_store_uri" {
   description = "FEATURE_STORE_URI of CI's pipeline: the registry and the offline source of the feature store."
   value       = local.feature_store_uri
