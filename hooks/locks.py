@@ -36,8 +36,8 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 LOCKS = TEMPLATE_ROOT / "locks"
 # The answers a lock profile is made of, in the order copier.yml's `lock_profile` joins them.
 PROFILE_ANSWERS = ("cloud_provider", "experiment_tracking")
-# The feature store adds a `-feast` suffix to the profile, for the clouds copier.yml's validator accepts it with.
-FEATURE_STORE_CLOUDS = ("none",)
+# The feature store adds a `-feast` suffix to the profile (after `-managed`): Feast with its online store's extra.
+FEATURE_STORE_CLOUDS = ("none", "aws", "gcp", "azure")
 # tracking_server managed adds a `-managed` suffix (its MLflow plugin), on the clouds that have a managed MLflow.
 MANAGED_TRACKING_CLOUDS = ("aws", "azure")
 # The root package's entry is the only part of a lock that names the project.
@@ -53,10 +53,13 @@ def profiles(root: Path = TEMPLATE_ROOT) -> dict[str, dict[str, str]]:
         "-".join(values): dict(zip(PROFILE_ANSWERS, values, strict=True)) for values in itertools.product(*choices)
     }
     for name, answers in list(found.items()):
+        # a cloud with feast serves from a container (copier.yml's feature_store validator)
+        feast = {"feature_store": "feast", **({"serving": "container"} if answers["cloud_provider"] != "none" else {})}
         if answers["cloud_provider"] in FEATURE_STORE_CLOUDS:
-            found[f"{name}-feast"] = {**answers, "feature_store": "feast"}
+            found[f"{name}-feast"] = {**answers, **feast}
         if answers["cloud_provider"] in MANAGED_TRACKING_CLOUDS and answers["experiment_tracking"] == "mlflow":
             found[f"{name}-managed"] = {**answers, "tracking_server": "managed"}
+            found[f"{name}-managed-feast"] = {**answers, "tracking_server": "managed", **feast}
     return found
 
 

@@ -28,7 +28,7 @@ ANSWER_SPACE: dict[str, tuple] = {
     "kserve": (False, True),
     # asked only with experiment_tracking mlflow; managed only where the cloud has a managed MLflow (aws, azure)
     "tracking_server": ("local", "self_hosted", "managed"),
-    # feast only with cloud_provider none in this release (copier.yml's feature_store validator)
+    # feast: locally (cloud_provider none), or in a cloud with serving container (copier.yml's validator)
     "feature_store": ("none", "feast"),
     # what runs the pipeline's stages: dvc repro (today's behaviour), an Airflow DAG or a Kubeflow pipeline (every
     # cloud; cloud_provider none: their local execution profiles) or SageMaker Pipelines (aws only, with MLflow
@@ -60,11 +60,11 @@ def allows(answers: dict) -> bool:
         return False
     if server == "managed" and answers.get("cloud_provider", "aws") not in ("aws", "azure"):
         return False
-    # the feature store's online store exists locally only (SQLite or Redis), not yet in a cloud: so feast also
-    # rules out what needs a cloud (a managed endpoint, Kubernetes, KServe)
+    # the feature store's online store is read by the container service in a cloud (its identity has the access),
+    # or locally (SQLite or Redis): so feast in a cloud needs serving container (no managed endpoint, Kubernetes,
+    # KServe or batch job)
     if answers.get("feature_store") == "feast" and (
-        answers.get("cloud_provider", "none") != "none"
-        or not is_allowed("none", answers.get("serving", "none"))
+        (answers.get("cloud_provider", "none") != "none" and answers.get("serving", "container") != "container")
         or answers.get("kserve")
     ):
         return False

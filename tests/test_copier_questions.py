@@ -87,8 +87,11 @@ REFUSED = [
     ({"cloud_provider": "kubernetes"}, "cloud_provider"),
     ({"serving": "lambda"}, "serving"),
     ({"python_version": "3.9"}, "python_version"),
-    ({"feature_store": "feast"}, 'feature_store "feast" runs with cloud_provider "none" only'),
-    ({"cloud_provider": "gcp", "feature_store": "feast"}, "choose feature_store none for a gcp project"),
+    (
+        {"cloud_provider": "aws", "serving": "batch", "feature_store": "feast"},
+        'feature_store "feast" in aws runs with serving "container"',
+    ),
+    ({"cloud_provider": "gcp", "serving": "managed", "feature_store": "feast"}, "choose serving container or"),
     ({"feature_store": "tecton"}, "feature_store"),
     ({"orchestrator": "prefect"}, "orchestrator"),
     ({"cloud_provider": "gcp", "orchestrator": "sagemaker"}, 'orchestrator "sagemaker" runs on Amazon SageMaker'),
@@ -187,6 +190,22 @@ def test_feature_store_is_recorded_and_picks_its_lock_profile(render) -> None:
     assert answers["feature_store"] == "feast"
     assert (TEMPLATE_ROOT / "locks" / "none-mlflow-feast.lock").is_file()
     assert "feast" in (project / "uv.lock").read_text()
+
+
+@pytest.mark.parametrize(("cloud", "extra"), [("aws", "aws"), ("gcp", "gcp"), ("azure", None)])
+def test_feature_store_in_a_cloud_brings_its_online_stores_client(render, cloud: str, extra: str | None) -> None:
+    project = render(cloud_provider=cloud, serving="container", feature_store="feast")
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["feature_store"] == "feast"
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'"feast[redis,{extra}]>=' in pyproject if extra else '"feast[redis]>=' in pyproject
+    lock = (project / "uv.lock").read_text()
+    assert 'name = "feast"' in lock
+    if cloud == "aws":
+        assert 'name = "boto3"' in lock
+    if cloud == "gcp":
+        assert 'name = "google-cloud-datastore"' in lock
+    assert (project / "infra" / "terraform" / cloud / "feature_store.tf").is_file()
+    assert (project / "feature_repo" / "feature_store.cloud.yaml").is_file()
 
 
 def test_orchestrator_defaults_to_dvc_and_is_recorded(render) -> None:

@@ -20,8 +20,7 @@ import options_reference
 DOCS = TEMPLATE_ROOT / "docs"
 DEFAULT_COMBO = {"cloud_provider": "aws", "serving": "container", "experiment_tracking": "mlflow"}
 # Answers that copier accepts only beside others (its validators): what each needs on top of DEFAULT_COMBO.
-NEEDS = {
-    ("feature_store", "feast"): {"cloud_provider": "none"},
+NEEDS: dict[tuple[str, str], dict[str, str]] = {
     ("orchestrator", "sagemaker"): {"tracking_server": "managed"},
 }
 FENCED_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)

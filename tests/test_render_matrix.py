@@ -185,6 +185,14 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
         )
     if not orchestrated:
         absent.add("orchestration")
+    # feature_store: the Feast repository and stages; in a cloud, its configuration and online store's Terraform
+    feast = answers.get("feature_store", "none") == "feast"
+    (present if feast else absent).update(
+        {"feature_repo/feature_store.yaml", f"src/{PACKAGE}/feature_store/offline.py", "tests/test_feature_store.py"}
+    )
+    (present if feast and cloud != "none" else absent).add("feature_repo/feature_store.cloud.yaml")
+    for other in ("aws", "gcp", "azure"):
+        (present if feast and other == cloud else absent).add(f"infra/terraform/{other}/feature_store.tf")
     return present, absent
 
 

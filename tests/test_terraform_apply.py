@@ -51,8 +51,8 @@ REGION = "us-east-1"
 # Services the module uses (provider `endpoints` names). A service missing here would reach real AWS and fail on the
 # fake credentials: the apply fails instead of silently leaving 127.0.0.1.
 SERVICES = (
-    "acm", "appautoscaling", "budgets", "cloudwatch", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms", "logs",
-    "rds", "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
+    "acm", "appautoscaling", "budgets", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "events", "iam", "kms",
+    "logs", "rds", "s3", "sagemaker", "scheduler", "secretsmanager", "sns", "sts", "wafv2",
 )  # fmt: skip
 # Emulator limits: resource address -> (HCL the test's override file puts in that resource, why). Everything here is
 # a gap of moto 5.x against the real API, found by this test; the module itself is applied unchanged otherwise.
@@ -144,6 +144,7 @@ RULES_REFERENCING_GROUPS = (
     "aws_vpc_security_group_ingress_rule.api_tasks_from_alb",
     "aws_vpc_security_group_egress_rule.api_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.api_tasks_to_s3",
+    "aws_vpc_security_group_egress_rule.api_tasks_to_dynamodb",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_endpoints",
     "aws_vpc_security_group_egress_rule.batch_tasks_to_s3",
     "aws_vpc_security_group_ingress_rule.airflow_self",
@@ -325,14 +326,15 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     # batch also carries the self-hosted tracking server (the network it shares with the batch job included);
     # managed also the SageMaker pipeline's roles (orchestrator sagemaker, which needs MLflow managed or off).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    # container also carries orchestrator kubeflow: the IRSA role of the pipeline's pods (orchestration_kubeflow.tf);
-    # airflow is serving none with orchestrator airflow (orchestration_airflow.tf).
-    kubeflow = mode == "container"
+    # container also carries orchestrator kubeflow (orchestration_kubeflow.tf: the IRSA role of the pipeline's pods)
+    # and the feature store (feature_store.tf: the DynamoDB online table and its access); airflow is serving none
+    # with orchestrator airflow (orchestration_airflow.tf).
+    kubeflow = feast = mode == "container"
     answers: dict[str, str] = {"serving": mode}
     if mode == "airflow":
         answers = {"serving": "none", "orchestrator": "airflow"}
-    elif kubeflow:
-        answers["orchestrator"] = "kubeflow"
+    elif mode == "container":
+        answers.update(orchestrator="kubeflow", feature_store="feast")
     elif mode == "managed":
         answers.update(orchestrator="sagemaker", experiment_tracking="none")
     source = render(cloud_provider="aws", **answers, **tracking) / "infra" / "terraform" / "aws"
@@ -403,6 +405,14 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
     assert destroy.returncode == 0, f"{mode}: destroy failed:\n{destroy.stdout[-6000:]}\n{destroy.stderr[-6000:]}"
     remaining, _ = _terraform(["state", "list"], workdir, env, STEP_TIMEOUT)
     assert remaining.stdout.strip() == "", f"{mode}: still in the state after destroy:\n{remaining.stdout}"
+
+    if feast:
+        tables = [r for r in applied if r["type"] == "aws_dynamodb_table"]
+        assert [r["values"]["name"] for r in tables] == ["customer-churn-staging.customers"], tables
+        table = tables[0]["values"]
+        assert table["hash_key"] == "entity_id" and table["billing_mode"] == "PAY_PER_REQUEST", table
+        assert table["point_in_time_recovery"][0]["enabled"] is True, table
+        assert table["server_side_encryption"][0]["enabled"] is True, table
 
     if tracking:
         created = {r["address"] for r in applied}

@@ -15,6 +15,10 @@ Rows that break the contract (`--on-invalid`, params.yaml `batch.on_invalid`):
 - `reject`: a first pass checks every row and one bad row rejects the whole input, nothing is scored (what an
   input that must be scored completely or not at all needs).
 
+With `--by-id` (feature_store feast) the input holds only ids, and optionally the contract's event timestamps:
+their inputs are read from the feature store's offline store as of each timestamp (else now), and the records
+are then checked and scored exactly as full records are (records_by_id).
+
 The output has the id and timestamp columns of the contract (when the input has them), the task's prediction
 columns (scoring/outputs.py: score and predicted_class; predicted_class and probability_<class>; or
 prediction), model_version and scored_at. `<output>.validation.json` reports the counts and every failing rule
@@ -27,10 +31,12 @@ input or missing model.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,7 +53,14 @@ from .contract import Contract, load_contract
 from .metadata import ModelArtifactError
 from .params import INVALID_ROW_POLICIES, BatchParams, ParamsError, load_params
 from .scoring.model import ScoringModel, load_onnx_model
-from .tables.files import input_columns_of, table_format, with_string_columns, with_utc_timestamp
+from .tables.files import (
+    input_columns_of,
+    read_table,
+    table_format,
+    with_string_columns,
+    with_utc_timestamp,
+    write_table,
+)
 from .tables.input_checks import broken_rules, report_of, with_numbers
 from .tables.quality_report import FailureTally, QualityReport
 from .tables.streaming import StagedTable, input_files, record_batches
@@ -230,6 +243,13 @@ def _parser(base: BatchParams) -> argparse.ArgumentParser:
     )
     parser.add_argument("--model-dir", type=Path, default=Path(env("MODEL_DIR", DEFAULT_MODEL_DIR)))
     parser.add_argument(
+        "--by-id",
+        action="store_true",
+        default=env("BATCH_BY_ID", "") == "1",
+        help="the input holds ids (and optionally event timestamps): read their inputs from the feature "
+        "store's offline store, as of each timestamp or now (feature_store feast; env: BATCH_BY_ID=1)",
+    )
+    parser.add_argument(
         "--on-invalid",
         choices=INVALID_ROW_POLICIES,
         default=env("BATCH_ON_INVALID", base.on_invalid),
@@ -287,15 +307,52 @@ def main(argv: list[str] | None = None) -> int:
     except ModelArtifactError as error:
         print(str(error), file=sys.stderr)
         return 2
-    scored_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    run = Run(args.input, args.output, settings, contract, args.model_dir, model, scored_at)
+    now = datetime.now(UTC).replace(microsecond=0)
+    scored_at = now.isoformat().replace("+00:00", "Z")
+    with tempfile.TemporaryDirectory(prefix="batch-by-id-") as scratch:
+        source = args.input
+        try:
+            if args.by_id:
+                source = records_by_id(args.input, contract, now, Path(scratch))
+            run = Run(source, args.output, settings, contract, args.model_dir, model, scored_at)
+            if settings.on_invalid == "reject" and not run.check_all():
+                return 1
+            return run.score_all()
+        except (OSError, ValueError, pa.ArrowException) as error:
+            print(f"cannot read {args.input}: {error}", file=sys.stderr)
+            return 2
+
+
+def records_by_id(uri: str, contract: Contract, as_of: datetime, scratch: Path) -> str:
+    """--by-id: the ids of `uri` (and their event timestamps, when it has the contract's timestamp column)
+    as full records, read from the feature store's offline store as of each timestamp (else `as_of`), in one
+    Parquet file under `scratch` that the run then checks and scores like any input.
+
+    The offline store rather than the online one: a batch reads many ids at once, where a point-in-time join
+    over the offline source is one scan instead of a key lookup per id against a store sized for requests, and
+    it answers for any date (a re-run for a past date scores the values of that date) whatever was
+    materialised.
+    The ids are held in memory (one column or two), the records they resolve to in one file.
+    """
     try:
-        if settings.on_invalid == "reject" and not run.check_all():
-            return 1
-        return run.score_all()
-    except (OSError, ValueError, pa.ArrowException) as error:
-        print(f"cannot read {args.input}: {error}", file=sys.stderr)
-        return 2
+        offline = importlib.import_module(f"{__package__}.feature_store.offline")
+        repository = importlib.import_module(f"{__package__}.feature_store.repository")
+    except ModuleNotFoundError as error:
+        raise ValueError(f"--by-id needs a feature store (feature_store: feast): {error}") from error
+    ids = pd.concat([read_table(path, contract) for path in input_files(uri)], ignore_index=True)
+    try:
+        records = offline.records_of_ids(repository.open_store(), contract, ids, as_of)
+    except repository.FeatureStoreError as error:
+        raise ValueError(str(error)) from error
+    resolved = scratch / "records.parquet"
+    write_table(records, str(resolved))
+    unknown = int(records.loc[:, contract.input_columns].isna().all(axis=1).sum())
+    print(
+        f"by id: {len(records)} ids read from the offline store "
+        f"({unknown} without a feature row by their time)",
+        file=sys.stderr,
+    )
+    return str(resolved)
 
 
 @dataclass(frozen=True)

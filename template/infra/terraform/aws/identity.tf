@@ -56,6 +56,8 @@ locals {
     "secretsmanager:GetSecretValue",
     "sts:GetCallerIdentity",
   ]
+  # feature_store = feast: the online tables (feature_store.tf); absent from the ceiling of a stack without them
+  stack_services_all = concat(local.stack_services, length(var.feature_views) > 0 ? ["dynamodb:*"] : [])
 }
 
 # The permissions boundary of every role this stack creates (all but ci itself): the stack's services and IAM
@@ -71,7 +73,7 @@ data "aws_iam_policy_document" "boundary" {
   #checkov:skip=CKV_AWS_111:A permissions boundary is a ceiling, not a grant: each role's own policy limits its writes to its resources.
   statement {
     sid       = "StackServices"
-    actions   = concat(local.stack_services, ["iam:Get*", "iam:List*", "iam:PassRole"])
+    actions   = concat(local.stack_services_all, ["iam:Get*", "iam:List*", "iam:PassRole"])
     resources = ["*"]
   }
 
@@ -95,7 +97,7 @@ data "aws_iam_policy_document" "ci_services" {
   #checkov:skip=CKV_AWS_111:Terraform creates these resources, so their ARNs do not exist before the apply; limited to the stack's services.
   statement {
     sid       = "StackServices"
-    actions   = local.stack_services
+    actions   = local.stack_services_all
     resources = ["*"]
   }
 }

@@ -6,8 +6,15 @@ locals {
   data_capture_prefix = "${local.inference_log_prefix}capture/"
   data_capture_uri    = "s3://${aws_s3_bucket.project["data"].bucket}/${local.data_capture_prefix}"
   name                = "${var.project}-${var.environment}"
-  account_id          = data.aws_caller_identity.current.account_id
-  partition           = data.aws_partition.current.partition
+  # feature_store = feast: where the served container finds the feature store (feature_store.tf)
+  feature_store_environment = length(var.feature_views) > 0 ? [
+    { name = "FEATURE_STORE_YAML", value = "feature_repo/feature_store.cloud.yaml" },
+    { name = "FEATURE_STORE_URI", value = "s3://${aws_s3_bucket.project["data"].bucket}/feature_store" },
+    { name = "FEATURE_STORE_TABLE_PREFIX", value = "${var.project}-${var.environment}" },
+    { name = "AWS_REGION", value = var.region },
+  ] : []
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
 
   is_production = var.environment == "production"
 

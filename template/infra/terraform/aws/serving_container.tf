@@ -589,7 +589,7 @@ resource "aws_ecs_task_definition" "api" {
       readonlyRootFilesystem = true
       user                   = "10001:10001"
       portMappings           = [{ containerPort = local.container_port, protocol = "tcp" }]
-      environment = [
+      environment = concat([
         { name = "APP_ENV", value = var.environment },
         { name = "PORT", value = tostring(local.container_port) },
         { name = "WEB_CONCURRENCY", value = tostring(var.web_concurrency) },
@@ -599,7 +599,7 @@ resource "aws_ecs_task_definition" "api" {
         { name = "INFERENCE_LOG_ROTATE_SECONDS", value = "60" },
         { name = "MAX_REQUEST_BYTES", value = tostring(local.waf_body_limit_bytes) },
         { name = "AUTH_MODE", value = local.service_auth_mode },
-      ]
+      ], local.feature_store_environment)
       # api_auth = "api_key": the keys come from Secrets Manager at task start (the execution role may read that secret).
       secrets         = var.api_auth == "api_key" ? [{ name = "API_KEYS", valueFrom = var.api_keys_secret_arn }] : []
       mountPoints     = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]

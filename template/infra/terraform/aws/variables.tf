@@ -21,6 +21,12 @@ variable "orchestrator" {
   }
 }
 
+variable "feature_views" {
+  description = "feature_store = feast: the Feast feature views (the contract's name) with an online table each; empty without a feature store."
+  type        = list(string)
+  default     = []
+}
+
 variable "package_name" {
   description = "Python package of the project; the batch job runs `python -m <package_name>.batch`."
   type        = string

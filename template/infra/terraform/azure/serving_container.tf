@@ -70,6 +70,16 @@ resource "azurerm_container_app" "service" {
     }
   }
 
+  # feature_store = feast: Feast's Redis connection string, resolved from Key Vault with the runtime identity
+  dynamic "secret" {
+    for_each = var.feature_store ? ["feature-store-redis"] : []
+    content {
+      name                = secret.value
+      key_vault_secret_id = "${azurerm_key_vault.main.vault_uri}secrets/${secret.value}"
+      identity            = azurerm_user_assigned_identity.runtime.id
+    }
+  }
+
   template {
     min_replicas = var.min_replicas
     max_replicas = var.max_replicas
@@ -93,6 +103,24 @@ resource "azurerm_container_app" "service" {
       env {
         name  = "AZURE_CLIENT_ID"
         value = azurerm_user_assigned_identity.runtime.client_id
+      }
+      # feature_store = feast: the feature store's configuration and the Redis connection (feature_store.tf)
+      dynamic "env" {
+        for_each = var.feature_store ? {
+          FEATURE_STORE_YAML = "feature_repo/feature_store.cloud.yaml"
+          FEATURE_STORE_URI  = "${azurerm_storage_account.main.primary_blob_endpoint}${azurerm_storage_container.main["data"].name}/feature_store"
+        } : {}
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+      dynamic "env" {
+        for_each = var.feature_store ? ["feature-store-redis"] : []
+        content {
+          name        = "REDIS_CONNECTION_STRING"
+          secret_name = env.value
+        }
       }
       # serving/log_shipper.py uploads the closed inference log files to the data container (inference_log.tf).
       env {

@@ -198,3 +198,9 @@ variable "monthly_budget" {
   description = "Monthly budget of the environment's resource group, in the subscription's billing currency."
   type        = number
 }
+
+variable "feature_store" {
+  description = "feature_store = feast: the Redis online store and its access (feature_store.tf)."
+  type        = bool
+  default     = false
+}

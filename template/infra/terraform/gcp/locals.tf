@@ -4,6 +4,13 @@ locals {
   inference_log_uri    = "gs://${google_storage_bucket.this["data"].name}/${local.inference_log_prefix}"
   # <project>-<environment>: the base of every resource name.
   name = "${var.project}-${var.environment}"
+  # feature_store = feast: where the served container finds the feature store (feature_store.tf)
+  feature_store_environment = var.feature_store ? {
+    FEATURE_STORE_YAML     = "feature_repo/feature_store.cloud.yaml"
+    FEATURE_STORE_URI      = "gs://${google_storage_bucket.this["data"].name}/feature_store"
+    FEATURE_STORE_DATABASE = "${var.project}-${var.environment}-features"
+    GOOGLE_CLOUD_PROJECT   = var.gcp_project_id
+  } : {}
 
   # Short environment code for IDs with tight length limits (service accounts: 30, workload identity pools: 32).
   env_code = { staging = "stg", production = "prd" }[var.environment]

@@ -106,6 +106,13 @@ resource "google_cloud_run_v2_service" "api" {
         name  = "INFERENCE_LOG_DIR"
         value = "/mnt/data/${local.inference_log_prefix}"
       }
+      dynamic "env" {
+        for_each = local.feature_store_environment
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
 
       # Traffic is routed to an instance only once the model is loaded.
       startup_probe {

@@ -21,6 +21,12 @@ variable "project" {
   }
 }
 
+variable "feature_store" {
+  description = "feature_store = feast: the Firestore online store and its access (feature_store.tf)."
+  type        = bool
+  default     = false
+}
+
 variable "package_name" {
   description = "Python package of the project; the batch job runs `python -m <package_name>.batch`."
   type        = string

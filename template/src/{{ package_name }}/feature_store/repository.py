@@ -8,6 +8,7 @@ pointing its feature_store.yaml at the same registry and asking for `<view>:<col
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,10 @@ CONFIG_VARIABLE = "FEATURE_STORE_YAML"
 DEFAULT_CONFIG = Path("feature_repo/feature_store.yaml")
 # The offline source: the validated data's id, timestamp and inputs (written by the feature_apply stage).
 OFFLINE_SOURCE = Path("data/feature_store/offline.parquet")
+# In a cloud, the project bucket's feature_store prefix (s3://, gs:// or the blob's https URL): the registry
+# (feature_repo/feature_store.cloud.yaml) and a copy of the offline source live under it, where every
+# identity of the environment reads the same files.
+LOCATION_VARIABLE = "FEATURE_STORE_URI"
 FEAST_TYPES = {"int": Int64, "float": Float64, "category": String}
 
 
@@ -104,6 +109,19 @@ def open_store(path: Path | None = None, repo_path: Path = Path()) -> FeatureSto
     return FeatureStore(repo_path=str(repo_path.resolve()), fs_yaml_file=path.resolve())
 
 
+def offline_source() -> str:
+    """Where the feature view's source is read: `$FEATURE_STORE_URI/offline.parquet`, else the local file."""
+    location = os.environ.get(LOCATION_VARIABLE, "").rstrip("/")
+    if not location:
+        return str(OFFLINE_SOURCE)
+    # Azure: the registry is read by its blob URL, files by abfs:// (pyarrow and adlfs) on the same container
+    blob = re.fullmatch(r"https://([^.]+)\.blob\.core\.windows\.net/([^/]+)/(.+)", location)
+    if blob:
+        account, container, prefix = blob.groups()
+        location = f"abfs://{container}@{account}.dfs.core.windows.net/{prefix}"
+    return f"{location}/{OFFLINE_SOURCE.name}"
+
+
 def view_name(contract: Contract) -> str:
     return contract.name
 
@@ -114,7 +132,7 @@ def feature_refs(contract: Contract) -> list[str]:
 
 
 def definitions(
-    contract: Contract, ttl_days: int, source: Path = OFFLINE_SOURCE
+    contract: Contract, ttl_days: int, source: str | None = None
 ) -> tuple[Entity, FileSource, FeatureView, FeatureService]:
     """The Feast objects of the contract: what `feast apply` registers."""
     id_column, timestamp_column = require_keys(contract)
@@ -127,7 +145,7 @@ def definitions(
     )
     offline = FileSource(
         name=f"{name}_source",
-        path=str(source),
+        path=source or offline_source(),
         timestamp_field=timestamp_column,
         description=f"The validated {contract.name} data (the contract's inputs on {timestamp_column}).",
     )

@@ -18,6 +18,7 @@ from ..feature_store.repository import (
     FeatureStoreError,
     FeatureStoreParams,
     apply,
+    offline_source,
     open_store,
     require_keys,
 )
@@ -37,15 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         require_keys(contract)
         settings = FeatureStoreParams.load(args.params)
         params = load_params(args.params)
-        rows = write_source(read_table(str(params.raw_data), contract), contract, OFFLINE_SOURCE)
+        rows = write_source(
+            read_table(str(params.raw_data), contract), contract, OFFLINE_SOURCE, copy_to=offline_source()
+        )
         names = apply(open_store(), contract, settings.ttl_days)
     except FeatureStoreError as error:
         print(f"feature_apply: {error}", file=sys.stderr)
         return 1
-    report = {"source": str(OFFLINE_SOURCE), "rows": rows, "applied": names, "ttl_days": settings.ttl_days}
+    report = {"source": offline_source(), "rows": rows, "applied": names, "ttl_days": settings.ttl_days}
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"feature store: {rows} rows in {OFFLINE_SOURCE}; applied {', '.join(names)}")
+    print(f"feature store: {rows} rows in {offline_source()}; applied {', '.join(names)}")
     return 0
 
 
