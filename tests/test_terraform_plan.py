@@ -105,7 +105,8 @@ def test_test_files_follow_the_serving_mode(infra: tuple[dict, Path]) -> None:
     }.get(answers.get("tracking_server", "local"), set())
     orchestration = {"orchestration_sagemaker.tftest.hcl"} if answers.get("orchestrator") == "sagemaker" else set()
     feature_store = {"feature_store.tftest.hcl"} if answers.get("feature_store") == "feast" else set()
-    expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"} | tracking | orchestration | feature_store
+    expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"}
+    expected |= tracking | orchestration | feature_store
     assert present == expected, combo_id(answers)
 
 
