@@ -9,8 +9,6 @@ Airflow runs on PostgreSQL), and compares the model's metrics with `dvc repro` o
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
+from tool_venvs import tool_venv
 
 AIRFLOW_PINS = (
     "apache-airflow==3.3.2",
@@ -65,25 +64,7 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def airflow_python() -> Path:
     """A bare Airflow 3 (+ the cloud providers and PostgreSQL driver, no ML library), installed once per cache."""
-    key = hashlib.sha256(" ".join((AIRFLOW_PYTHON, *AIRFLOW_PINS)).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests" / f"airflow-{key}"
-    python = root / "bin" / "python"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers share the cache: one installs, the others wait on the lock and reuse it
-    with (root.parent / f"airflow-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".complete").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            started = time.monotonic()
-            for command in (
-                ["uv", "venv", "--quiet", "--python", AIRFLOW_PYTHON, str(root)],
-                ["uv", "pip", "install", "--quiet", "--python", str(python), *AIRFLOW_PINS],
-            ):
-                result = run(command, cwd=root.parent, timeout=900)
-                assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-3000:]}"
-            (root / ".complete").write_text(f"{time.monotonic() - started:.0f} s\n")
-            print(f"  installed the Airflow test venv in {time.monotonic() - started:.0f} s")
-    return python
+    return tool_venv("airflow", AIRFLOW_PYTHON, AIRFLOW_PINS) / "bin" / "python"
 
 
 DAGBAG_PROBE = """

@@ -12,7 +12,6 @@ What an emulator cannot show: the workload identities and the prefix-only permis
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import run
 from test_generated_project import free_port, fresh_copy, project_env, step
+from tool_venvs import ToolInstallError, tool_venv
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests"
 GCS_EMULATOR = "gcp-storage-emulator==2026.7.19"
 # Azurite's well-known development account (documented by Microsoft, accepted by Azurite only).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -104,21 +103,10 @@ def wait_listening(port: int, process: subprocess.Popen, log: Path, seconds: flo
 
 def gcs_emulator_venv() -> Path:
     """gcp-storage-emulator in its own venv under the cache directory, created once."""
-    venv = CACHE / f"gcs-emulator-{GCS_EMULATOR.split('==')[1]}"
-    marker = venv / ".complete"
-    if not marker.is_file():
-        shutil.rmtree(venv, ignore_errors=True)
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        uv = shutil.which("uv") or "uv"
-        for command in (
-            [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), GCS_EMULATOR],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-            if result.returncode != 0:
-                pytest.skip(f"cannot install {GCS_EMULATOR} (offline?): {result.stderr[-500:]}")
-        marker.write_text(GCS_EMULATOR)
-    return venv
+    try:
+        return tool_venv("gcs-emulator", sys.executable, (GCS_EMULATOR,))
+    except ToolInstallError as error:
+        pytest.skip(f"cannot install {GCS_EMULATOR} (offline?): {str(error)[-500:]}")
 
 
 def start_emulator(cloud: str, tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:

@@ -11,8 +11,6 @@ the same render.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
+from tool_venvs import tool_venv
 
 KFP_PYTHON_VERSION = "3.11"
 CLOUDS = ("none", "aws", "gcp", "azure")
@@ -51,23 +50,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def kfp_python() -> Path:
     """A venv with kfp alone (no ML library), installed once per cache and pin."""
-    pins = (KFP_PYTHON_VERSION, kfp_pin())
-    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests" / f"kfp-{key}"
-    python = root / "bin" / "python"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"kfp-{key}.lock").open("w") as lock:  # xdist workers share the cache
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".complete").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            for command in (
-                ["uv", "venv", "--quiet", "--python", KFP_PYTHON_VERSION, str(root)],
-                ["uv", "pip", "install", "--quiet", "--python", str(python), pins[1]],
-            ):
-                result = run(command, cwd=root.parent, timeout=900)
-                assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-3000:]}"
-            (root / ".complete").write_text("installed\n")
-    return python
+    return tool_venv("kfp", KFP_PYTHON_VERSION, (kfp_pin(),)) / "bin" / "python"
 
 
 def project_copy(render: Callable[..., Path], tmp_path: Path, **answers: str) -> Path:

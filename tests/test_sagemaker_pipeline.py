@@ -16,8 +16,6 @@ submit.py in that interpreter as subprocesses, as `make sagemaker-definition` ru
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
+from tool_venvs import tool_venv
 
 SDK_PINS = ("sagemaker==2.257.7", "moto[server]==5.2.6")
 SDK_PYTHON = "3.11"
@@ -72,23 +71,7 @@ def offline_env(endpoint: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sdk_python() -> Path:
     """The SageMaker Python SDK and moto's server, installed once per cache (never in a lock file)."""
-    key = hashlib.sha256(" ".join((SDK_PYTHON, *SDK_PINS)).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests" / f"sagemaker-{key}"
-    python = root / "bin" / "python"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"sagemaker-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".complete").is_file():
-            shutil.rmtree(root, ignore_errors=True)
-            started = time.monotonic()
-            for command in (
-                ["uv", "venv", "--quiet", "--python", SDK_PYTHON, str(root)],
-                ["uv", "pip", "install", "--quiet", "--python", str(python), *SDK_PINS],
-            ):
-                result = run(command, cwd=root.parent, timeout=900)
-                assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-3000:]}"
-            (root / ".complete").write_text(f"{time.monotonic() - started:.0f} s\n")
-    return python
+    return tool_venv("sagemaker", SDK_PYTHON, SDK_PINS) / "bin" / "python"
 
 
 def generate(python: Path, project: Path, **extra: str) -> dict:

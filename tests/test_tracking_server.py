@@ -43,10 +43,10 @@ import pytest
 import yaml
 from conftest import run
 from test_generated_project import PACKAGE, free_port, fresh_copy, project_env
+from tool_venvs import tool_venv
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-mlops-tests"
 # The server side's own pins (the mlflow version comes from the generated project's lock).
 SERVER_PACKAGES = ("psycopg2-binary==2.9.13", "boto3==1.44.18", "moto[server]==5.2.6")
 BUCKET = "mlflow-artifacts"
@@ -78,21 +78,7 @@ def locked_mlflow_version(project: Path) -> str:
 
 def server_venv(mlflow_version: str) -> Path:
     """A venv with the MLflow server side, created once per version under the cache directory."""
-    packages = (f"mlflow[auth]=={mlflow_version}", *SERVER_PACKAGES)
-    venv = CACHE / f"mlflow-server-{hashlib.sha256(' '.join(packages).encode()).hexdigest()[:12]}"
-    marker = venv / ".complete"
-    if not marker.is_file():
-        shutil.rmtree(venv, ignore_errors=True)
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        uv = shutil.which("uv") or "uv"
-        for command in (
-            [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *packages],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-            assert result.returncode == 0, f"{' '.join(command)}:\n{result.stderr[-3000:]}"
-        marker.write_text(mlflow_version)
-    return venv
+    return tool_venv("mlflow-server", sys.executable, (f"mlflow[auth]=={mlflow_version}", *SERVER_PACKAGES))
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
