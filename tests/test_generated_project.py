@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 import urllib.error
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TEMPLATE_ROOT, run
+from moto_server import running_moto
 
 PACKAGE = "customer_churn"  # the default package_name
 STAGES = ("validate", "features", "train", "evaluate", "gate")
@@ -395,24 +395,6 @@ def test_every_task_runs_the_ci_steps_and_serves(render: Callable[..., Path], tm
         assert metadata["tracking"] == {"backend": "none"}
 
 
-def start_moto(tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    """moto's S3 server on 127.0.0.1 (the template's dev environment installs moto[server]); its URL."""
-    server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    assert Path(server).exists(), "moto_server is not installed: `uv sync` installs moto[server] from the dev group"
-    port = free_port()
-    log = (tmp_path / "moto.log").open("w", encoding="utf-8")
-    process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2).close()
-            return process, url
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, f"moto_server did not start: {log.name}"
-            time.sleep(0.2)
-
-
 def shifted_batches(project: Path, records: int) -> list[dict]:
     """Batches of `records` copies of the example record with every numeric input at the contract's maximum (or
     ten times the example's value): inputs the training data never looked like."""
@@ -430,70 +412,75 @@ def shipped_inference_log_reaches_the_bucket_and_drift_flags_it(project: Path, t
     on 127.0.0.1, a real botocore client), `make drift-pull` fetches them and `make drift` flags the shift."""
     import boto3  # moto's dependency, in the template's dev environment
 
-    moto, url = start_moto(tmp_path)
-    bucket, prefix = "customer-churn-data-staging", "inference/"
-    aws = {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    s3 = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )  # pragma: allowlist secret
-    s3.create_bucket(Bucket=bucket)
-    port = str(free_port())
-    env = {
-        **project_env(),
-        **aws,
-        "PORT": port,
-        "HOST": "127.0.0.1",
-        "METRICS_PORT": str(free_port()),
-        "WEB_CONCURRENCY": "2",
-        "INFERENCE_LOG_DIR": str(tmp_path / "service-inference"),
-        "INFERENCE_LOG_URI": f"s3://{bucket}/{prefix}",
-        "INFERENCE_LOG_SAMPLE_RATE": "1",
-        "INFERENCE_LOG_ROTATE_SECONDS": "1",
-        "INFERENCE_LOG_SHIP_SECONDS": "1",
-    }
-    server = subprocess.Popen(
-        ["make", "serve"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    started = time.monotonic()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the service did not get ready"
-            time.sleep(0.2)
-        batches = shifted_batches(project, 300)
-        for batch in batches:
-            status, body = post_json(f"http://127.0.0.1:{port}/predict", batch)
-            assert status == 200, body
+    with running_moto(tmp_path) as url:
+        bucket, prefix = "customer-churn-data-staging", "inference/"
+        aws = {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )  # pragma: allowlist secret
+        s3.create_bucket(Bucket=bucket)
+        port = str(free_port())
+        env = {
+            **project_env(),
+            **aws,
+            "PORT": port,
+            "HOST": "127.0.0.1",
+            "METRICS_PORT": str(free_port()),
+            "WEB_CONCURRENCY": "2",
+            "INFERENCE_LOG_DIR": str(tmp_path / "service-inference"),
+            "INFERENCE_LOG_URI": f"s3://{bucket}/{prefix}",
+            "INFERENCE_LOG_SAMPLE_RATE": "1",
+            "INFERENCE_LOG_ROTATE_SECONDS": "1",
+            "INFERENCE_LOG_SHIP_SECONDS": "1",
+        }
+        server = subprocess.Popen(
+            ["make", "serve"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started = time.monotonic()
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, "the service did not get ready"
+                time.sleep(0.2)
+            batches = shifted_batches(project, 300)
+            for batch in batches:
+                status, body = post_json(f"http://127.0.0.1:{port}/predict", batch)
+                assert status == 200, body
 
-        def shipped() -> int:
-            listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-            return sum(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().count(b"\n") for item in listing)
+            def shipped() -> int:
+                listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+                return sum(
+                    s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().count(b"\n") for item in listing
+                )
 
-        deadline = time.monotonic() + 30  # rotation (1 s) + the shipper's pass (1 s), with room for a slow runner
-        while shipped() < 300:
-            assert time.monotonic() < deadline, f"{shipped()} of 300 records reached the bucket within 30 s"
-            time.sleep(0.5)
-        print(f"  300 sampled records in s3://{bucket}/{prefix} after {time.monotonic() - started:.1f} s")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-    try:
+            deadline = time.monotonic() + 30  # rotation (1 s) + the shipper's pass (1 s), with room for a slow runner
+            while shipped() < 300:
+                assert time.monotonic() < deadline, f"{shipped()} of 300 records reached the bucket within 30 s"
+                time.sleep(0.5)
+            print(f"  300 sampled records in s3://{bucket}/{prefix} after {time.monotonic() - started:.1f} s")
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
         pulled = run(
             ["make", "drift-pull", f"INFERENCE_LOG_URI=s3://{bucket}/{prefix}"],
             cwd=project,
@@ -507,6 +494,3 @@ def shipped_inference_log_reaches_the_bucket_and_drift_flags_it(project: Path, t
         assert report["status"] == "drift", report["message"]
         assert report["freshness"]["newest_record_age_seconds"] < 600
         print(f"  make drift on the shipped records: {report['message']}")
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)

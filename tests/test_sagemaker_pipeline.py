@@ -20,15 +20,14 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import run
+from moto_server import running_moto
 from tool_venvs import tool_venv
 
 SDK_PINS = ("sagemaker==2.257.7", "moto[server]==5.2.6")
@@ -247,26 +246,9 @@ def test_a_stage_added_to_dvc_yaml_reaches_the_definition(project: Path, sdk_pyt
 
 @pytest.fixture
 def moto_server(sdk_python: Path, tmp_path: Path) -> Iterator[str]:
-    port = _closed_port()
-    log = (tmp_path / "moto.log").open("w")
-    server = subprocess.Popen(
-        [str(sdk_python.parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"moto_server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    """moto of the SDK's venv (its pinned version) on 127.0.0.1."""
+    with running_moto(tmp_path, server=sdk_python.parent / "moto_server") as url:
+        yield url
 
 
 CLIENT = """

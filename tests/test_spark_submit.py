@@ -16,17 +16,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import run
+from moto_server import running_moto
 from terraform_hcl import RootModule
 
 PACKAGE = "customer_churn"
@@ -38,30 +35,8 @@ OUTPUT = "s3://customer-churn-data-staging/batch/output/predictions.csv"
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[str]:
     """moto's server on a free port of 127.0.0.1; its URL."""
-    server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    if not Path(server).exists():
-        pytest.fail("moto_server is not installed: `uv sync` installs moto[server] from the dev group")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path / "moto.log").open("w", encoding="utf-8")
-    process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2).close()  # 127.0.0.1 only
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start on {url}: see {log.name}")
-                time.sleep(0.2)
+    with running_moto(tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def aws_env(url: str) -> dict[str, str]:

@@ -31,13 +31,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto_server import running_moto
 from terraform_hcl import RootModule
 from test_terraform_plan import PLUGIN_DIR, TERRAFORM, plugin_cache, provider_available
 
@@ -174,35 +173,8 @@ def _free_port() -> int:
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[str]:
     """A fresh moto server on 127.0.0.1 (AWS managed policies loaded, as the CI roles attach two); its URL."""
-    server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    if not Path(server).exists():
-        pytest.fail("moto_server is not installed: `uv sync` installs moto[server] from the dev group")
-    port = _free_port()
-    log = (tmp_path / "moto.log").open("w", encoding="utf-8")
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2).close()  # 127.0.0.1 only
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start on {url}: see {log.name}")
-                time.sleep(0.2)
+    with running_moto(tmp_path, env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
 
 
 def _declared(module: RootModule) -> set[str]:
