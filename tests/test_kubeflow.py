@@ -256,10 +256,11 @@ def step(cwd: Path, command: list[str], env: dict[str, str], timeout: int = 900)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["binary", "regression"])
 def test_kfp_local_runs_the_pipeline_like_dvc_repro(
-    render: Callable[..., Path], kfp_python: Path, tmp_path: Path
+    render: Callable[..., Path], kfp_python: Path, tmp_path: Path, task: str
 ) -> None:
-    project = project_copy(render, tmp_path, cloud_provider="none", serving="none")
+    project = project_copy(render, tmp_path, cloud_provider="none", serving="none", task=task)
     env = clean_env()
     timings = {"uv sync": step(project, ["uv", "sync", "--locked", "--quiet"], env)[0]}
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
