@@ -103,7 +103,11 @@ def test_test_files_follow_the_serving_mode(infra: tuple[dict, Path]) -> None:
             answers["cloud_provider"], set()
         ),
     }.get(answers.get("tracking_server", "local"), set())
-    orchestration = {"orchestration_sagemaker.tftest.hcl"} if answers.get("orchestrator") == "sagemaker" else set()
+    # an orchestrator's plan tests: kubeflow's in every cloud, airflow's where a provider runs them (aws), sagemaker aws
+    orchestrator = answers.get("orchestrator", "dvc")
+    aws_only = orchestrator in ("airflow", "sagemaker")
+    tested = orchestrator == "kubeflow" or (aws_only and answers["cloud_provider"] == "aws")
+    orchestration = {f"orchestration_{orchestrator}.tftest.hcl"} if tested else set()
     feature_store = {"feature_store.tftest.hcl"} if answers.get("feature_store") == "feast" else set()
     expected = {"plan.tftest.hcl", f"serving_{answers['serving']}.tftest.hcl"}
     expected |= tracking | orchestration | feature_store

@@ -9,8 +9,8 @@ conf `pipeline_image`). The last line it prints is one JSON object, the same for
     {"runner": ..., "run_id": ..., "url": ..., "state": "succeeded" | "failed" | "timed_out",
      "gate": {...}, "metrics": {...}}
 
-`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status (the same for
-every orchestrator's submit.py): 0 when the run reached the gate's decision (accepted or refused: both are
+`python orchestration/pipeline.py summary` renders it as Markdown for the job summary. Exit status (the same
+for every orchestrator's submit.py): 0 when the run reached the gate's decision (accepted or refused: both are
 decisions), 1 when it failed, 3 when it did not end in time, 2 when it could not be started or followed.
 
 Where the Airflow is (runner.json's `cloud`, or --platform):

@@ -11,9 +11,9 @@ workflow puts in its job summary:
      "gate": {...}, "metrics": {...}}
 
 with the gate's decision and the evaluation's metrics read from the run's store (a refused gate's report is
-there too). Exit status (the same for every orchestrator's submit.py): 0 when the run reached the gate's decision
-(accepted, or refused: the refusal fails the gate's component, but that is a decision) or was submitted without
---wait, 1 failed, 3 timed out, 2 a configuration error.
+there too). Exit status (the same for every orchestrator's submit.py): 0 when the run reached the gate's
+decision (accepted, or refused: the refusal fails the gate's component, but that is a decision) or was
+submitted without --wait, 1 failed, 3 timed out, 2 a configuration error.
 
 Where, by runner.json's `platform`:
   vertex  Vertex AI Pipelines (google-cloud-aiplatform PipelineJob) in GCP_PROJECT and runner.json's region,

@@ -8,10 +8,10 @@ timeout passes. The gate's decision and the evaluation's metrics come from the r
 (reports/gate.json, reports/metrics.json under runs/<execution id>/), where the steps left them.
 
 Its last line of output is one JSON object: runner, run_id, url, state (succeeded | failed | timed_out |
-started), gate, metrics. Exit status (the same for every orchestrator's submit.py): 0
-when the run reached the gate's decision (accepted, or refused: the GateRefused step fails the execution, but
-that is a decision) or was started without --wait, 1 when it failed, 3 on timeout (the execution is stopped), 2
-when the inputs are wrong.
+started), gate, metrics. Exit status (the same for every orchestrator's submit.py): 0 when the run reached the
+gate's decision (accepted, or refused: the GateRefused step fails the execution, but that is a decision) or
+was started without --wait, 1 when it failed, 3 on timeout (the execution is stopped), 2 when the inputs are
+wrong.
 
 Only botocore (a dependency of every aws project), with the caller's AWS credentials; AWS_ENDPOINT_URL is
 honoured, as by every AWS SDK.

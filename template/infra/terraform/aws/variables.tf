@@ -11,7 +11,7 @@ variable "project" {
 }
 
 variable "orchestrator" {
-  description = "What runs the training pipeline (the copier answer): dvc on the CI runner, or airflow (orchestration_airflow.tf)."
+  description = "orchestrator = airflow (the copier answer) adds MWAA's DAG bucket to the project's buckets; dvc, kubeflow and sagemaker need none (the default)."
   type        = string
   default     = "dvc"
 
