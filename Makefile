@@ -24,7 +24,7 @@ demo: bootstrap ## Render a project with the defaults into build/demo and run it
 		&& $(MAKE) setup pipeline test
 
 test: bootstrap ## Run the whole test suite (render matrix, checkers, end-to-end, update round-trip)
-	uv run pytest -n 2 --durations=30
+	uv run pytest -n 2 --dist worksteal --durations=30
 
 test-fast: ## Run the tests without the slow end-to-end ones
 	uv run pytest -m "not slow"

@@ -6,15 +6,13 @@ Each one exercises a different kind of contract:
   contain spaces; no category, no id, no timestamp, no missing values. 569 rows.
 - `penguins` (palmerpenguins): multiclass target `species` (Adelie, Chinstrap, Gentoo), categories `island` and
   `sex`, numbers with missing values (and `sex` missing too), integer columns. 344 rows.
-- `diabetes` (scikit-learn, unscaled): regression target `target` (disease progression after a year), 10 numeric
-  columns. 442 rows.
 - `rentals` (synthetic, written here): regression target `rentals`, a count of bike rentals per station and hour
   (0 to about 80); an integer id `rental_id`; 0/1 flags that are 0 for most rows (`holiday` 3 %, `event` 1.5 %,
   `snow` 5 %) and one that is not (`workingday`); a zero-inflated float (`rain_mm`, 0 on 90 % of the rows); a year
   2007 to 2009; a category (`season`); and a date column that is not an event time (`date_of_birth` of the
   station's registered member). 8,000 rows.
 
-The first three ship inside their Python packages (scikit-learn's `sklearn/datasets/data/`, palmerpenguins'
+The first two ship inside their Python packages (scikit-learn's `sklearn/datasets/data/`, palmerpenguins'
 `palmerpenguins/data/penguins.csv`); `rentals` is generated from a fixed seed: nothing is downloaded. The rows
 are written as the loaders return them, in their order, with nothing added or changed; missing values are empty
 fields. The penguins' integer columns
@@ -31,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("breast_cancer", "penguins", "diabetes", "rentals")
+DATASETS = ("breast_cancer", "penguins", "rentals")
 RENTALS_ROWS = 8000
 
 
@@ -52,12 +50,6 @@ def _penguins() -> tuple[Any, str]:
         if pd.api.types.is_float_dtype(values.dtype) and bool((values.dropna() % 1 == 0).all()):
             frame[column] = values.astype("Int64")
     return frame, "species"
-
-
-def _diabetes() -> tuple[Any, str]:
-    from sklearn.datasets import load_diabetes
-
-    return load_diabetes(as_frame=True, scaled=False).frame, "target"
 
 
 def _rentals() -> tuple[Any, str]:
@@ -112,7 +104,6 @@ def _rentals() -> tuple[Any, str]:
 _LOADERS: dict[str, Callable[[], tuple[Any, str]]] = {
     "breast_cancer": _breast_cancer,
     "penguins": _penguins,
-    "diabetes": _diabetes,
     "rentals": _rentals,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,23 @@ def load(path: Path) -> dict[str, Any]:
     """One .tf, .tfvars or .hcl file as python-hcl2's dict (string quotes stripped, blocks as lists)."""
     with path.open(encoding="utf-8") as handle:
         return hcl2.load(handle, serialization_options=OPTIONS)
+
+
+# Files of the project a root module (infra/terraform/<cloud>) reads, relative to the project: the contract names the
+# feature store's online table (aws locals.tf).
+PROJECT_FILES_READ = ("contract.yaml",)
+
+
+def module_copy(module: Path, destination: Path) -> Path:
+    """Copy the root module `module` (<project>/infra/terraform/<cloud>) under `destination` with the project files
+    it reads, at the same paths relative to it; return the copy's module directory."""
+    project = module.parents[2]
+    copy = destination / module.relative_to(project)
+    shutil.copytree(module, copy)
+    for name in PROJECT_FILES_READ:
+        if (project / name).is_file():
+            shutil.copy(project / name, destination / name)
+    return copy
 
 
 class RootModule:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
+from pipeline_runs import METRICS_TOLERANCE, commit_checkout, dvc_repro_metrics, step
 from tool_venvs import tool_venv
 
 AIRFLOW_PINS = (
@@ -41,8 +42,6 @@ OPERATORS = {
     "none": "_PythonDecoratedOperator",
 }
 ML_MODULES = ("sklearn", "pandas", "mlflow", "onnxruntime", "dvc", "customer_churn")
-# Every stage runs the same deterministic code on the same data: metrics may differ only by float formatting.
-METRICS_TOLERANCE = 1e-9
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
@@ -259,32 +258,24 @@ print(json.dumps({"run_id": run.run_id, "state": str(run.state), "states": state
 """
 
 
-def step(cwd: Path, command: list[str], env: dict[str, str], timeout: int = 900) -> tuple[float, str]:
-    started = time.monotonic()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return time.monotonic() - started, result.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_dag_test_runs_the_pipeline_locally_like_dvc_repro(
-    render: Callable[..., Path], airflow_python: Path, postgres: str, tmp_path: Path, task: str
+    render: Callable[..., Path],
+    airflow_python: Path,
+    postgres: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    task: str,
 ) -> None:
     project = tmp_path / "project"
     shutil.copytree(render(orchestrator="airflow", cloud_provider="none", serving="none", task=task), project)
     home, store = tmp_path / "airflow-home", tmp_path / "store"
     env = airflow_env(home)
     timings = {"uv sync": step(project, ["uv", "sync", "--locked", "--quiet"], env)[0]}
-    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
-        step(project, command, env)
-    step(project, ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "start"], env)
-    timings["dvc repro"] = step(project, ["uv", "run", "--no-sync", "dvc", "repro"], env)[0]
-    expected = json.loads((project / "reports" / "metrics.json").read_text())["model"]
-    # The Airflow run starts from the same checkout without the first run's outputs and champion.
-    for produced in ("models", "reports", "data/processed", "mlruns.db", "mlartifacts"):
-        target = project / produced
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    commit_checkout(project, env)
+    # `dvc repro` of the same stages on the same data (a copy of this checkout; shared with tests/test_kubeflow.py)
+    expected, timings["dvc repro"] = dvc_repro_metrics(project, tmp_path_factory.getbasetemp().parent, env)
 
     dags = project / "orchestration" / "airflow" / "dags"
     local = airflow_env(

@@ -7,9 +7,12 @@ any template-owned file. The datasets ship inside packages (tests/byod_datasets.
 
     breast_cancer  binary      30 numeric inputs with spaces in their names; no category, id or timestamp
     penguins       multiclass  categorical and numeric inputs with missing values
-    diabetes       regression  numeric inputs only
     rentals        regression  a count target; 0/1 flags that are 0 for most rows, a zero-inflated input, a year,
                                an integer id, and a date of birth that is not an event time (synthetic)
+
+One dataset per task, each a different kind of contract. A numeric-only regression table (scikit-learn's diabetes)
+was a fourth run until CI's time needed the room: breast_cancer has only numeric inputs, rentals a regression
+target, and the feature matrix does not depend on the task (scoring/features.py never reads it).
 
 The rentals run also walks the sequence that once put pipeline outputs into git: its first `make pipeline` fails
 at the gate (an impossible threshold), the threshold is lowered, `make pipeline` again; the splits and the models
@@ -26,10 +29,10 @@ import pytest
 import yaml
 from byod_datasets import write_dataset
 from conftest import run
-from test_generated_project import cached_outputs, fresh_copy, project_env, serve_and_predict, step
+from test_generated_project import cached_outputs, fresh_copy, precommit_on, project_env, serve_and_predict, step
 from test_package_structure import TEAM_OWNED
 
-DATASETS = {"breast_cancer": "binary", "penguins": "multiclass", "diabetes": "regression", "rentals": "regression"}
+DATASETS = {"breast_cancer": "binary", "penguins": "multiclass", "rentals": "regression"}
 
 
 def changed_files(project: Path) -> dict[str, str]:
@@ -73,9 +76,11 @@ def test_a_new_dataset_needs_only_team_owned_changes(render: Callable[..., Path]
         a_failed_gate_keeps_pipeline_outputs_out_of_git(project)
 
     # lint and typecheck read no data, so a team's dataset cannot change them: the default project's end-to-end
-    # test runs them. Everything below reads the contract or the table.
-    for target_name in ("test", "precommit", "pipeline"):
-        step(project, "make", target_name)
+    # test runs them, and every hook on every file of the render. Here the hooks run on what the team changed (as
+    # its commit runs them); the tests and the pipeline read the contract and the table.
+    step(project, "make", "test")
+    precommit_on(project, sorted(changes))
+    step(project, "make", "pipeline")
     serve_and_predict(project)
 
 

@@ -23,13 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run
+from pipeline_runs import METRICS_TOLERANCE, commit_checkout, dvc_repro_metrics, step
 from tool_venvs import tool_venv
 
 KFP_PYTHON_VERSION = "3.11"
 CLOUDS = ("none", "aws", "gcp", "azure")
 PLATFORMS = {"none": "local", "aws": "kfp", "gcp": "vertex", "azure": "kfp"}
-# Every stage runs the same deterministic code on the same data: metrics may differ only by float formatting.
-METRICS_TOLERANCE = 1e-9
 TEMPLATE_MAKEFILE = Path(__file__).resolve().parents[1] / "template" / "Makefile.jinja"
 
 
@@ -248,30 +247,17 @@ def test_submit_waits_times_out_and_refuses_what_it_cannot_submit(
 # ---------------------------------------------------------------------------------------------------------------
 # The whole pipeline on the sample: kfp.local in the local profile, against dvc repro
 # ---------------------------------------------------------------------------------------------------------------
-def step(cwd: Path, command: list[str], env: dict[str, str], timeout: int = 900) -> tuple[float, str]:
-    started = time.monotonic()
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return time.monotonic() - started, result.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_kfp_local_runs_the_pipeline_like_dvc_repro(
-    render: Callable[..., Path], kfp_python: Path, tmp_path: Path, task: str
+    render: Callable[..., Path], kfp_python: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, task: str
 ) -> None:
     project = project_copy(render, tmp_path, cloud_provider="none", serving="none", task=task)
     env = clean_env()
     timings = {"uv sync": step(project, ["uv", "sync", "--locked", "--quiet"], env)[0]}
-    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
-        step(project, command, env)
-    step(project, ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "start"], env)
-    timings["dvc repro"] = step(project, ["uv", "run", "--no-sync", "dvc", "repro"], env)[0]
-    expected = json.loads((project / "reports" / "metrics.json").read_text())["model"]
-    # The kfp.local run starts from the same checkout without the first run's outputs and champion.
-    for produced in ("models", "reports", "data/processed", "mlruns.db", "mlartifacts"):
-        target = project / produced
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    commit_checkout(project, env)
+    # `dvc repro` of the same stages on the same data (a copy of this checkout; shared with tests/test_airflow.py)
+    expected, timings["dvc repro"] = dvc_repro_metrics(project, tmp_path_factory.getbasetemp().parent, env)
     store = tmp_path / "store"
     # A run parameter overridden for this run only: the raw data path, to the same file spelt differently.
     raw = yaml.safe_load((project / "params.yaml").read_text())["data"]["raw"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import CLOUD_SERVING_COMBOS, INFRA_COMBOS, combo_id, run, tool
-from terraform_hcl import load
+from terraform_hcl import load, module_copy
 
 NO_INFRA_COMBOS = [answers for answers in CLOUD_SERVING_COMBOS if answers["cloud_provider"] == "none"]
 ENVIRONMENTS = ("staging", "production")
@@ -132,8 +132,7 @@ def test_terraform_validate(infra: tuple[str, Path], tmp_path: Path) -> None:
     if not any(mirrored.glob("*/*/terraform-provider-*")):
         pytest.skip(f"hashicorp/{provider} not available offline: nothing in {mirrored} (set TF_PLUGIN_DIR)")
     # Validate a copy, so .terraform/ and the lock file never appear in the render other tests inspect.
-    workdir = tmp_path / module.name
-    shutil.copytree(module, workdir)
+    workdir = module_copy(module, tmp_path / "project")
     init = run(
         [TERRAFORM, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],
         cwd=workdir,

@@ -12,23 +12,23 @@ Secrets Manager), this test:
 3. a second `terraform plan -detailed-exitcode` must exit 0 (no change: no perpetual diff);
 4. `terraform destroy` must succeed and leave no resource in the state; then the server is stopped.
 
-The managed mode carries orchestrator sagemaker (experiment_tracking none): its pipeline and job roles are applied too.
+Each mode also carries an orchestrator, so every orchestrator's AWS module is applied once without a row of its
+own: container carries kubeflow (the IRSA role of the pipeline's pods) and the feature store (the DynamoDB online
+table); managed carries sagemaker (experiment_tracking none: its pipeline and job roles); batch carries airflow.
 SageMaker's managed MLflow (tracking_server managed) is not applied: moto has no CreateMlflowTrackingServer; its
-mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. Nor is MWAA (orchestrator airflow): moto has no
-CreateEnvironment of MWAA, so the `airflow` row applies that module without a pipeline image, which is when the
-environment, its requirements and startup objects, the pipeline's task definition and their endpoints wait
-(everything else of orchestration_airflow.tf is applied: the DAG bucket, the roles and their policies, the
-security groups; moto's plain HTTP would also meet the bucket's TLS-only policy on an upload); its mocked plans
-(tests/orchestration_airflow.tftest.hcl) cover the rest. What moto cannot model is listed in
-EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing else is changed or
-skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
+mocked plans (tests/tracking_sagemaker.tftest.hcl) cover it. Nor is MWAA: moto has no CreateEnvironment of MWAA, so
+orchestration_airflow.tf is applied without a pipeline image, which is when the environment, its requirements and
+startup objects, the pipeline's task definition and their endpoints wait (everything else of it is applied: the
+DAG bucket, the roles and their policies, the security groups; moto's plain HTTP would also meet the bucket's
+TLS-only policy on an upload); its mocked plans (tests/orchestration_airflow.tftest.hcl) cover the rest. What moto
+cannot model is listed in EMULATOR_EXCEPTIONS (resource address -> what the test's copy changes, and why); nothing
+else is changed or skipped. The provider binary comes from the local mirror (TF_PLUGIN_DIR).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import pytest
 from moto_server import running_moto
-from terraform_hcl import RootModule
+from terraform_hcl import RootModule, module_copy
 from test_terraform_plan import PLUGIN_DIR, TERRAFORM, plugin_cache, provider_available
 
 pytestmark = pytest.mark.slow
 
-MODES = ("container", "batch", "managed", "airflow")  # airflow: serving none, orchestrator airflow
+MODES = ("container", "batch", "managed")
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 IMAGE_DIGEST = "sha256:" + "c0ffee" * 10 + "c0ff"
 IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -295,23 +295,20 @@ def _resources(state: dict) -> list[dict]:
 def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_path: Path) -> None:
     if TERRAFORM is None or not provider_available("aws"):
         pytest.skip(f"terraform and hashicorp/aws not available offline (looked in {PLUGIN_DIR})")
-    # batch also carries the self-hosted tracking server (the network it shares with the batch job included);
-    # managed also the SageMaker pipeline's roles (orchestrator sagemaker, which needs MLflow managed or off).
+    # batch also carries the self-hosted tracking server (the network it shares with the batch job included) and
+    # orchestrator airflow; container orchestrator kubeflow and the feature store; managed orchestrator sagemaker
+    # (which needs MLflow managed or off).
     tracking = {"tracking_server": "self_hosted"} if mode == "batch" else {}
-    # container also carries orchestrator kubeflow (orchestration_kubeflow.tf: the IRSA role of the pipeline's pods)
-    # and the feature store (feature_store.tf: the DynamoDB online table and its access); airflow is serving none
-    # with orchestrator airflow (orchestration_airflow.tf).
     kubeflow = feast = mode == "container"
     answers: dict[str, str] = {"serving": mode}
-    if mode == "airflow":
-        answers = {"serving": "none", "orchestrator": "airflow"}
+    if mode == "batch":
+        answers.update(orchestrator="airflow")
     elif mode == "container":
         answers.update(orchestrator="kubeflow", feature_store="feast")
     elif mode == "managed":
         answers.update(orchestrator="sagemaker", experiment_tracking="none")
-    source = render(cloud_provider="aws", **answers, **tracking) / "infra" / "terraform" / "aws"
-    workdir = tmp_path / "aws"
-    shutil.copytree(source, workdir)
+    project = render(cloud_provider="aws", **answers, **tracking)
+    workdir = module_copy(project / "infra" / "terraform" / "aws", tmp_path / "project")
     module = RootModule(workdir)
     exceptions = {address: why for address, why in EMULATOR_EXCEPTIONS.items() if address in _declared(module)}
     (workdir / "emulator_override.tf").write_text(_override(moto, exceptions), encoding="utf-8")
@@ -397,6 +394,16 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
             "aws_ecs_task_definition.tracking[0]",
         }
         assert expected <= created, f"{mode}: tracking server resources not applied: {sorted(expected - created)}"
+    if answers.get("orchestrator") == "airflow":
+        created = {r["address"] for r in applied}
+        expected = {
+            "aws_iam_role.airflow",
+            "aws_iam_role_policy.airflow",
+            "aws_iam_role.pipeline_task",
+            "aws_iam_role_policy.pipeline_task",
+            "aws_security_group.airflow",
+        }
+        assert expected <= created, f"{mode}: Airflow roles and network not applied: {sorted(expected - created)}"
     if answers.get("orchestrator") == "sagemaker":
         created = {r["address"] for r in applied}
         expected = {

@@ -22,7 +22,7 @@ from pathlib import Path
 import hcl2
 import pytest
 from conftest import INFRA_COMBOS, combo_id, run
-from terraform_hcl import RootModule
+from terraform_hcl import RootModule, module_copy
 
 ENVIRONMENTS = ("staging", "production")
 PROVIDERS = {"aws": "aws", "gcp": "google", "azure": "azurerm"}
@@ -151,8 +151,7 @@ def test_terraform_test_per_environment(infra: tuple[dict, Path], tmp_path: Path
             f"its test files are only parsed and fmt-checked here"
         )
     # A copy, so .terraform/ and the lock file never appear in the render other tests inspect.
-    workdir = tmp_path / module.name
-    shutil.copytree(module, workdir)
+    workdir = module_copy(module, tmp_path / "project")
     env = {**os.environ, "TF_PLUGIN_CACHE_DIR": str(plugin_cache(tmp_path.parent)), "TF_IN_AUTOMATION": "true"}
     init = run(
         [TERRAFORM, "init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],

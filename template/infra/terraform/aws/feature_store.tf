@@ -18,7 +18,7 @@ locals {
 }
 
 resource "aws_dynamodb_table" "features" {
-  for_each = toset(var.feature_views)
+  for_each = toset(local.feature_views)
 
   name                        = "${local.name}.${each.key}"
   billing_mode                = "PAY_PER_REQUEST"

@@ -57,7 +57,7 @@ locals {
     "sts:GetCallerIdentity",
   ]
   # feature_store = feast: the online tables (feature_store.tf); absent from the ceiling of a stack without them
-  stack_services_all = concat(local.stack_services, length(var.feature_views) > 0 ? ["dynamodb:*"] : [])
+  stack_services_all = concat(local.stack_services, length(local.feature_views) > 0 ? ["dynamodb:*"] : [])
 }
 
 # The permissions boundary of every role this stack creates (all but ci itself): the stack's services and IAM

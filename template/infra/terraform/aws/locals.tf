@@ -6,8 +6,11 @@ locals {
   data_capture_prefix = "${local.inference_log_prefix}capture/"
   data_capture_uri    = "s3://${aws_s3_bucket.project["data"].bucket}/${local.data_capture_prefix}"
   name                = "${var.project}-${var.environment}"
+  # feature_store = feast: the Feast feature views, an online table each. There is one, named as the contract is
+  # (contract.yaml's `name`, the team's): read from the contract, so that renaming it changes no file of this module.
+  feature_views = var.feature_store == "feast" ? [yamldecode(file("${path.module}/../../../contract.yaml"))["name"]] : []
   # feature_store = feast: where the served container finds the feature store (feature_store.tf)
-  feature_store_environment = length(var.feature_views) > 0 ? [
+  feature_store_environment = length(local.feature_views) > 0 ? [
     { name = "FEATURE_STORE_YAML", value = "feature_repo/feature_store.cloud.yaml" },
     { name = "FEATURE_STORE_URI", value = "s3://${aws_s3_bucket.project["data"].bucket}/feature_store" },
     { name = "FEATURE_STORE_TABLE_PREFIX", value = "${var.project}-${var.environment}" },

@@ -21,10 +21,15 @@ variable "orchestrator" {
   }
 }
 
-variable "feature_views" {
-  description = "feature_store = feast: the Feast feature views (the contract's name) with an online table each; empty without a feature store."
-  type        = list(string)
-  default     = []
+variable "feature_store" {
+  description = "The template's feature_store answer: with feast, the contract's feature view gets its online table (feature_store.tf)."
+  type        = string
+  default     = "none"
+
+  validation {
+    condition     = contains(["none", "feast"], var.feature_store)
+    error_message = "feature_store must be none or feast."
+  }
 }
 
 variable "package_name" {

@@ -18,19 +18,19 @@ run "one_encrypted_on_demand_table_per_feature_view" {
 
   assert {
     condition = alltrue([
-      for view in var.feature_views : (
+      for view in local.feature_views : (
         aws_dynamodb_table.features[view].name == "${var.project}-${var.environment}.${view}"
         && aws_dynamodb_table.features[view].hash_key == "entity_id"
         && aws_dynamodb_table.features[view].billing_mode == "PAY_PER_REQUEST"
         && one(aws_dynamodb_table.features[view].point_in_time_recovery).enabled
         && one(aws_dynamodb_table.features[view].server_side_encryption).enabled
       )
-    ]) && length(aws_dynamodb_table.features) == length(var.feature_views) && length(var.feature_views) > 0
+    ]) && length(aws_dynamodb_table.features) == length(local.feature_views) && length(local.feature_views) > 0
     error_message = "each feature view needs its table <project>-<environment>.<view>, keyed by entity_id, on demand, with PITR and the project's key"
   }
 
   assert {
-    condition     = aws_dynamodb_table.features[var.feature_views[0]].deletion_protection_enabled == (var.environment == "production")
+    condition     = aws_dynamodb_table.features[local.feature_views[0]].deletion_protection_enabled == (var.environment == "production")
     error_message = "production's tables must be protected from deletion"
   }
 
