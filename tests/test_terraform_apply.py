@@ -43,6 +43,32 @@ from test_terraform_plan import PLUGIN_DIR, TERRAFORM, plugin_cache, provider_av
 pytestmark = pytest.mark.slow
 
 MODES = ("container", "batch", "managed")
+# What a row must have applied for the answers it carries: each orchestrator's roles (and network), the self-hosted
+# tracking server's core.
+ORCHESTRATOR_RESOURCES = {
+    "airflow": {
+        "aws_iam_role.airflow",
+        "aws_iam_role_policy.airflow",
+        "aws_iam_role.pipeline_task",
+        "aws_iam_role_policy.pipeline_task",
+        "aws_security_group.airflow",
+    },
+    "kubeflow": {"aws_iam_role.pipeline[0]"},
+    "sagemaker": {
+        "aws_iam_role.sagemaker_pipeline",
+        "aws_iam_role.sagemaker_job",
+        "aws_iam_role_policy.sagemaker_pipeline",
+        "aws_iam_role_policy.sagemaker_job",
+    },
+}
+TRACKING_SERVER_RESOURCES = {
+    "aws_rds_cluster.tracking[0]",
+    "aws_ecs_service.tracking[0]",
+    "aws_lb.tracking[0]",
+    "aws_nat_gateway.tracking[0]",
+    "aws_s3_bucket.tracking[0]",
+    "aws_ecs_task_definition.tracking[0]",
+}
 REQUIRED_TAGS = {"project", "environment", "owner", "cost_center", "managed_by"}
 IMAGE_DIGEST = "sha256:" + "c0ffee" * 10 + "c0ff"
 IMAGE_TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -383,36 +409,9 @@ def test_apply_replan_destroy_against_moto(render, mode: str, moto: str, tmp_pat
         assert table["point_in_time_recovery"][0]["enabled"] is True, table
         assert table["server_side_encryption"][0]["enabled"] is True, table
 
-    if tracking:
-        created = {r["address"] for r in applied}
-        expected = {
-            "aws_rds_cluster.tracking[0]",
-            "aws_ecs_service.tracking[0]",
-            "aws_lb.tracking[0]",
-            "aws_nat_gateway.tracking[0]",
-            "aws_s3_bucket.tracking[0]",
-            "aws_ecs_task_definition.tracking[0]",
-        }
-        assert expected <= created, f"{mode}: tracking server resources not applied: {sorted(expected - created)}"
-    if answers.get("orchestrator") == "airflow":
-        created = {r["address"] for r in applied}
-        expected = {
-            "aws_iam_role.airflow",
-            "aws_iam_role_policy.airflow",
-            "aws_iam_role.pipeline_task",
-            "aws_iam_role_policy.pipeline_task",
-            "aws_security_group.airflow",
-        }
-        assert expected <= created, f"{mode}: Airflow roles and network not applied: {sorted(expected - created)}"
-    if answers.get("orchestrator") == "sagemaker":
-        created = {r["address"] for r in applied}
-        expected = {
-            "aws_iam_role.sagemaker_pipeline",
-            "aws_iam_role.sagemaker_job",
-            "aws_iam_role_policy.sagemaker_pipeline",
-            "aws_iam_role_policy.sagemaker_job",
-        }
-        assert expected <= created, f"{mode}: SageMaker pipeline roles not applied: {sorted(expected - created)}"
+    created = {r["address"] for r in applied}
+    expected = ORCHESTRATOR_RESOURCES[answers["orchestrator"]] | (TRACKING_SERVER_RESOURCES if tracking else set())
+    assert expected <= created, f"{mode}: resources of its answers not applied: {sorted(expected - created)}"
 
     print(
         f"{mode}: {len(applied)} resources applied ({len(tagged)} tagged), "
