@@ -88,7 +88,9 @@ def project(render, answers: dict[str, str]) -> Path:
 
 
 def test_hadolint_finds_nothing(project: Path) -> None:
-    result = run([tool("hadolint"), "--failure-threshold", "warning", "Dockerfile"], cwd=project)
+    """Every Dockerfile of the render: the service's, and the pipeline's and Spark's where the answers have them."""
+    dockerfiles = sorted(path.name for path in project.glob("Dockerfile*") if path.suffix != ".dockerignore")
+    result = run([tool("hadolint"), "--failure-threshold", "warning", *dockerfiles], cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -41,6 +41,8 @@ SCHEMAS = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     ("serving.kserve.io/v1beta1", "InferenceService"): SCHEMAS / "kserve-v0.20.0-inferenceservice-v1beta1.json",
     ("monitoring.coreos.com/v1", "PodMonitor"): SCHEMAS / "prometheus-operator-v0.93.0-podmonitor-v1.json",
+    ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"): SCHEMAS
+    / "spark-operator-v2.5.2-scheduledsparkapplication-v1beta2.json",
 }
 ENVIRONMENTS = ("staging", "production")
 SLUG = "customer-churn"
@@ -234,7 +236,7 @@ def test_every_object_validates_against_the_cluster_schemas(combo: tuple[dict, P
 
 
 def test_a_wrong_field_fails_the_schema_checks() -> None:
-    """The validators reject what a typo produces, for built-in kinds and for both custom resources."""
+    """The validators reject what a typo produces, for built-in kinds and for the custom resources."""
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -251,6 +253,101 @@ def test_a_wrong_field_fails_the_schema_checks() -> None:
     monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "x"}}
     with pytest.raises(jsonschema.ValidationError):
         validate({**monitor, "spec": {"podMetricsEndpoints": [{"port": 8000}]}})
+    spark = {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "ScheduledSparkApplication",
+        "metadata": {"name": "x"},
+    }
+    template = {"type": "Python", "sparkVersion": "4.0.4", "mainApplicationFile": "local:///a.py"}
+    template |= {"driver": {"cores": 1}, "executor": {"cores": 1}}
+    validate({**spark, "spec": {"schedule": "0 6 * * *", "template": template}})
+    with pytest.raises(jsonschema.ValidationError, match="serviceAcount"):
+        driver = {"cores": 1, "serviceAcount": "x"}
+        validate({**spark, "spec": {"schedule": "0 6 * * *", "template": {**template, "driver": driver}}})
+
+
+def spark_release(answers: dict, project: Path, environment: str) -> list[dict]:
+    """The objects CD applies with batch_engine = "spark" (the Terraform output make k8s-manifests reads)."""
+    key = (str(project), f"{environment}-spark")
+    if key not in _releases:
+        path = k8s_manifests(project, answers["cloud_provider"], environment, K8S_BATCH_ENGINE="spark")
+        _releases[key] = documents(path.read_text())
+    return _releases[key]
+
+
+SPARK_CONNECTORS = {
+    "aws": ("packages", "org.apache.hadoop:hadoop-aws:"),
+    "gcp": ("jars", "https://repo1.maven.org/maven2/com/google/cloud/bigdataoss/gcs-connector/"),
+    "azure": ("packages", "org.apache.hadoop:hadoop-azure:"),
+}
+
+
+@pytest.mark.parametrize("cloud", sorted(set(CLOUDS) - {"none"}))
+def test_spark_batch_replaces_the_cronjob_as_the_batch_identity(render, cloud: str) -> None:
+    """batch_engine = "spark": one Spark application on the Spark Operator instead of the CronJob, on the same
+    schedule, settings and cloud identity; only its driver may create pods, only its own pods reach it."""
+    answers = next(a for a in KUBERNETES_COMBOS if a["cloud_provider"] == cloud)
+    project = render(**answers)
+    dockerfile = (project / "Dockerfile.spark").read_text()
+    (spark_version,) = re.findall(r"^FROM spark:([0-9.]+)-scala[^@\s]+@sha256:[0-9a-f]{64}$", dockerfile, re.M)
+    assert "WORKDIR /opt/app" in dockerfile and "> score.py" in dockerfile  # the application's local:// file
+    for environment in ENVIRONMENTS:
+        container = release(answers, project, environment)
+        objects = spark_release(answers, project, environment)
+        namespace = f"{SLUG}-{environment}"
+        assert not by_kind(objects, "CronJob")
+        cronjob = one(container, "CronJob", f"{SLUG}-batch")
+        app = one(objects, "ScheduledSparkApplication", f"{SLUG}-batch")
+        for obj in objects:
+            validate(obj)
+            assert obj["metadata"]["namespace"] == namespace, obj["kind"]
+            assert obj["metadata"]["labels"]["environment"] == environment, obj["kind"]
+        assert app["spec"]["schedule"] == cronjob["spec"]["schedule"]
+        assert app["spec"]["concurrencyPolicy"] == "Forbid"
+        template = app["spec"]["template"]
+        assert template["image"] == f"{REPOSITORIES[cloud]}:{IMAGE_TAG}-spark"
+        assert template["sparkVersion"] == spark_version
+        assert (template["type"], template["mainApplicationFile"]) == ("Python", "local:///opt/app/score.py")
+        assert template["restartPolicy"] == {"type": "Never"}
+        kind, prefix = SPARK_CONNECTORS[cloud]
+        assert [item for item in template["deps"][kind] if item.startswith(prefix)], template["deps"]
+        settings = one(objects, "ConfigMap", f"{SLUG}-batch")
+        assert settings["data"]["BATCH_INPUT_URI"].startswith(BUCKET_SCHEMES[cloud])
+        pods = {role: template[role] for role in ("driver", "executor")}
+        for role, pod in pods.items():
+            assert pod["serviceAccount"] == f"{SLUG}-batch", role
+            assert pod["envFrom"] == [{"configMapRef": {"name": settings["metadata"]["name"]}}], role
+            assert pod["labels"].items() >= BATCH.items(), role
+            assert (pod["labels"].get("azure.workload.identity/use") == "true") == (cloud == "azure"), role
+            assert pod["securityContext"]["readOnlyRootFilesystem"] and pod["podSecurityContext"]["runAsNonRoot"]
+        # the driver creates the executors; the executors never call the API
+        assert pods["driver"]["template"]["spec"]["automountServiceAccountToken"] is True
+        assert pods["executor"]["template"]["spec"]["automountServiceAccountToken"] is False
+        role, binding = one(objects, "Role", f"{SLUG}-spark"), one(objects, "RoleBinding", f"{SLUG}-spark")
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{SLUG}-batch", "namespace": namespace}]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        granted = {resource for rule in role["rules"] for resource in rule["resources"]}
+        assert granted == {"pods", "services", "configmaps", "persistentvolumeclaims"}
+        assert all("*" not in rule["verbs"] + rule["apiGroups"] for rule in role["rules"])
+        # only the application's own pods reach its driver and executors
+        policies = [
+            policy
+            for policy in by_kind(objects, "NetworkPolicy")
+            if selects(policy["spec"]["podSelector"], pods["driver"]["labels"])
+        ]
+        sources = [peer for policy in policies for rule in policy["spec"].get("ingress", []) for peer in rule["from"]]
+        assert sources
+        assert all(set(peer) == {"podSelector"} and selects(peer["podSelector"], BATCH) for peer in sources)
+        # the service's objects are the container release's
+        assert [o for o in objects if o["kind"] == "Deployment"] == [o for o in container if o["kind"] == "Deployment"]
+
+
+def test_an_unknown_batch_engine_is_refused(render) -> None:
+    answers = next(a for a in KUBERNETES_COMBOS if a["cloud_provider"] == "aws")
+    project = render(**answers)
+    command = ["make", "--no-print-directory", "k8s-manifests", "ENV=staging", f"IMAGE_TAG={IMAGE_TAG}"]
+    result = run([*command, "K8S_BATCH_ENGINE=flink"], project)
+    assert result.returncode != 0 and "batch_engine is container or spark, not 'flink'" in result.stderr
 
 
 def test_checkov_finds_nothing_on_the_release_manifests(render, tmp_path: Path) -> None:
@@ -262,6 +359,8 @@ def test_checkov_finds_nothing_on_the_release_manifests(render, tmp_path: Path) 
             (environment, k8s_manifests(project, answers["cloud_provider"], environment).read_text())
             for environment in ENVIRONMENTS
         ]
+        spark = k8s_manifests(project, answers["cloud_provider"], "production", K8S_BATCH_ENGINE="spark")
+        sources.append(("production-spark", spark.read_text()))
         sources.append(("namespaces", (project / "deploy/kubernetes/namespaces.yaml").read_text()))
         for label, text in sources:
             digest = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -541,9 +640,10 @@ def test_workload_identities_trust_exactly_these_service_accounts(render) -> Non
 
 FAKE_KUBECTL = """#!/bin/sh
 # Stand-in kubectl: records each call, answers `get ... jsonpath` with the image in $STATE, and moves it like
-# `rollout undo` (to $UNDO_TO) and `set image` would.
+# `rollout undo` (to $UNDO_TO) and `set image` would. The batch job is a Spark application when $STATE.spark exists.
 echo "$*" >> "$STATE.calls"
 case "$*" in
+  *" get scheduledsparkapplication/"*) test -e "$STATE.spark" ;;
   *" get "*) cat "$STATE" ;;
   *"rollout undo"*) cp "$STATE.undo" "$STATE" ;;
   *"set image deployment/"*) printf '%s' "${*##*app=}" > "$STATE" ;;
@@ -551,23 +651,32 @@ esac
 """
 
 
+SPARK_ROLLBACK = (
+    "patch scheduledsparkapplication/customer-churn-batch --type merge"
+    ' --patch {"spec": {"template": {"image": "old-spark"}}}'
+)
+
+
 @pytest.mark.parametrize(
-    ("serving", "undo_to", "expected"),
+    ("serving", "undo_to", "spark", "expected"),
     [
-        ("new", "old", ["rollout undo", "rollout status", "set image cronjob/customer-churn-batch batch=old"]),
-        ("old", "older", ["set image cronjob/customer-churn-batch batch=old"]),
+        ("new", "old", False, ["rollout undo", "rollout status", "set image cronjob/customer-churn-batch batch=old"]),
+        ("old", "older", False, ["set image cronjob/customer-churn-batch batch=old"]),
         (
             "new",
             "older",
+            False,
             ["rollout undo", "rollout status", "set image deployment", "rollout status", "set image cronjob"],
         ),
+        ("new", "old", True, ["rollout undo", "rollout status", SPARK_ROLLBACK]),
     ],
-    ids=["undo", "nothing-to-undo", "undo-overshoots"],
+    ids=["undo", "nothing-to-undo", "undo-overshoots", "spark-batch"],
 )
 def test_rollback_returns_to_the_previous_image(
-    render, tmp_path: Path, serving: str, undo_to: str, expected: list[str]
+    render, tmp_path: Path, serving: str, undo_to: str, spark: bool, expected: list[str]
 ) -> None:
-    """`make k8s-rollback`: undo only what this run changed, and end on PREVIOUS_IMAGE whatever undo did."""
+    """`make k8s-rollback`: undo only what this run changed, and end on PREVIOUS_IMAGE whatever undo did; the batch
+    job follows, as a CronJob (set image) or a Spark application (its image, <previous>-spark)."""
     answers = next(answers for answers in KUBERNETES_COMBOS if not answers["kserve"])
     project = render(**answers)
     kubectl = tmp_path / "kubectl"
@@ -576,6 +685,8 @@ def test_rollback_returns_to_the_previous_image(
     state = tmp_path / "image"
     state.write_text(serving)
     (tmp_path / "image.undo").write_text(undo_to)
+    if spark:
+        (tmp_path / "image.spark").touch()
     result = run(
         ["make", "--no-print-directory", "k8s-rollback", "ENV=production", "PREVIOUS_IMAGE=old", f"KUBECTL={kubectl}"],
         project,

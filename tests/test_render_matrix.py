@@ -114,8 +114,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     if not kubernetes:
         absent.add("deploy")
     (present if kubernetes and kserve else absent).add("deploy/kubernetes/components/kserve/inferenceservice.yaml")
-    if not (kubernetes and kserve):
-        absent.add("deploy/kubernetes/components")
+    (present if kubernetes else absent).add("deploy/kubernetes/components/spark/scheduledsparkapplication.yaml")
     (present if kubernetes and monitoring else absent).add("deploy/kubernetes/base/podmonitor.yaml")
     for other in ("aws", "gcp", "azure"):
         for name in ("serving_kubernetes.tf", "outputs_kubernetes.tf"):
@@ -123,9 +122,11 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     (present if kubernetes and cloud == "azure" and monitoring else absent).add(
         "infra/terraform/azure/monitoring_kubernetes.tf"
     )
-    # batch scoring on Spark: the managed engine's Terraform, image and manual submission where one is wired
+    # batch scoring on Spark: the managed engine's Terraform, image and manual submission where one is wired; on
+    # Kubernetes, the image of the Spark application (deploy/kubernetes/components/spark)
     spark = serving == "batch" and cloud in ("aws", "gcp")
-    (present if spark else absent).update({"Dockerfile.spark", f"src/{PACKAGE}/spark_submit.py"})
+    (present if spark else absent).add(f"src/{PACKAGE}/spark_submit.py")
+    (present if spark or kubernetes else absent).add("Dockerfile.spark")
     for other in ("aws", "gcp"):
         (present if spark and other == cloud else absent).add(f"infra/terraform/{other}/spark_batch.tf")
     absent.add("infra/terraform/azure/spark_batch.tf")

@@ -1,8 +1,9 @@
 """Batch scoring on Apache Spark: `python -m <package>.spark_batch --input <uri> --output <uri>`.
 
-The adapter that runs batch.py's scoring core on a Spark cluster (EMR Serverless, Dataproc Serverless, Azure
-Synapse, spark-operator on Kubernetes, or `local[N]`); it owns only what is Spark's: the session, reading the
-input into partitions, shipping the model to the executors, and writing the output with Spark's committer.
+The adapter that runs batch.py's scoring core on a Spark cluster (EMR Serverless, Dataproc Serverless, the
+Spark Operator on the project's Kubernetes cluster, or `local[N]`); it owns only what is Spark's: the session,
+reading the input into partitions (the Hadoop path of each file: `hadoop_path`), shipping the model to the
+executors, and writing the output with Spark's committer.
 Checking and scoring are batch.py's, unchanged: every Arrow record batch of a partition goes through
 `batch.score_chunk` (the contract's input checks, `score_frame`, the reasons of `rejects_of`) inside
 `mapInArrow`, so Spark and `python -m <package>.batch` give the same predictions, columns and rejects.
@@ -61,6 +62,7 @@ KIND = "_kind"  # which table a row of the scored data set belongs to
 SCORED, REJECTED = "scored", "rejected"
 ROW_ID, SOURCE = "_row_id", "_source"  # added to each input row before scoring
 REJECT_PREFIX = "_reject_"  # the reject columns in the scored data set (their names may be the keys')
+AZURE_SCHEMES = ("az", "abfs", "abfss")  # adlfs: a container of the account AZURE_STORAGE_ACCOUNT_NAME
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,28 @@ def score_batches(
             yield from _table(rejects, target).to_batches()
 
 
+def hadoop_path(uri: str) -> str:
+    """The path Spark's Hadoop file systems open for a URI of the project's (fsspec's) form.
+
+    Azure's `az://` and `abfs[s]://<container>/<path>` (adlfs: the account is AZURE_STORAGE_ACCOUNT_NAME)
+    become `abfss://<container>@<account>.dfs.core.windows.net/<path>`; every other URI is Hadoop's already
+    (s3:// is EMRFS on EMR and S3A on the cluster, deploy/kubernetes/components/spark).
+    """
+    scheme, separator, rest = uri.partition("://")
+    container, _, path = rest.partition("/")
+    if not separator or scheme not in AZURE_SCHEMES:
+        return uri
+    if "@" in container:  # <container>@<account>.dfs.core.windows.net: Hadoop's form already (over TLS)
+        return f"abfss://{rest}"
+    account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME", "")
+    if not account:
+        raise ValueError(f"{uri}: AZURE_STORAGE_ACCOUNT_NAME (the container's storage account) is not set")
+    return f"abfss://{container}@{account}.dfs.core.windows.net/{path}"
+
+
 def read_input(spark: SparkSession, uri: str) -> DataFrame:
     """The input's files (listed as tables/streaming.py lists them); CSV with every column as text."""
-    files = input_files(uri)
+    files = [hadoop_path(name) for name in input_files(uri)]
     if table_format(files[0]) == ".parquet":
         return spark.read.parquet(*files)
     header = spark.read.option("header", True).csv(files[0]).columns
@@ -193,9 +214,9 @@ def _write(frame: DataFrame, uri: str) -> None:
     """Overwrite `uri` with the rows of `frame`; the job commit writes `_SUCCESS` after every part file."""
     writer = frame.write.mode("overwrite")
     if table_format(uri) == ".csv":
-        writer.option("header", True).csv(uri)
+        writer.option("header", True).csv(hadoop_path(uri))
     else:
-        writer.parquet(uri)
+        writer.parquet(hadoop_path(uri))
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ locals {
   cluster_enabled     = var.cluster_name != ""
   cluster_oidc_issuer = local.cluster_enabled ? trimprefix(data.aws_eks_cluster.this[0].identity[0].oidc[0].issuer, "https://") : ""
   data_bucket_arn     = aws_s3_bucket.project["data"].arn
+  batch_output_folder = "${dirname(var.batch_output_key)}/"
   service_url         = var.service_domain != "" ? "https://${var.service_domain}" : ""
 }
 
@@ -174,7 +175,10 @@ data "aws_iam_policy_document" "workload_server" {
   }
 }
 
-# The batch job reads its input object and writes under its output key only.
+# The batch job (the CronJob, or the Spark application's driver and executors: batch_engine) reads its input (a
+# file, or the files under a prefix) and writes its output folder: the predictions, their rejects
+# (<stem>.rejects.<ext>) and the validation report. Spark's committer writes part files under <output>/_temporary/
+# and moves them; a rerun overwrites, so it deletes in that folder too.
 resource "aws_iam_role_policy" "workload_batch" {
   count = local.cluster_enabled ? 1 : 0
 
@@ -187,24 +191,24 @@ data "aws_iam_policy_document" "workload_batch" {
   statement {
     sid       = "ReadBatchInput"
     actions   = ["s3:GetObject"]
-    resources = ["${local.data_bucket_arn}/${var.batch_input_key}"]
+    resources = ["${local.data_bucket_arn}/${var.batch_input_key}*"]
   }
 
   statement {
-    sid       = "WriteBatchOutput"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
-    resources = ["${local.data_bucket_arn}/${var.batch_output_key}*"]
+    sid       = "WriteBatchOutputFolder"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.data_bucket_arn}/${local.batch_output_folder}*"]
   }
 
   statement {
-    sid       = "ListBatchKeys"
+    sid       = "ListBatchPrefixes"
     actions   = ["s3:ListBucket"]
     resources = [local.data_bucket_arn]
 
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [var.batch_input_key, "${var.batch_output_key}*"]
+      values   = ["${var.batch_input_key}*", "${local.batch_output_folder}*"]
     }
   }
 

@@ -186,7 +186,7 @@ variable "monthly_budget_usd" {
 }
 
 variable "batch_engine" {
-  description = "serving = batch: where batch scoring runs, container (one ECS Fargate task, streamed) or spark (EMR Serverless, spark_batch.tf)."
+  description = "Where batch scoring runs. serving = batch: container (one ECS Fargate task, streamed) or spark (EMR Serverless, spark_batch.tf); serving = kubernetes: container (the CronJob) or spark (the Spark Operator on the cluster, deploy/kubernetes/components/spark)."
   type        = string
   default     = "container"
 

@@ -44,3 +44,8 @@ output "ingress_class" {
   description = "IngressClass of the service's Ingress (make k8s-manifests sets it): internal unless chosen otherwise."
   value       = var.ingress_class
 }
+
+output "batch_engine" {
+  description = "Where the batch job runs: container (the CronJob) or spark (make k8s-manifests adds deploy/kubernetes/components/spark)."
+  value       = var.batch_engine
+}

@@ -58,6 +58,17 @@ variable "service_domain" {
   default     = ""
 }
 
+variable "batch_engine" {
+  description = "Where batch scoring runs: container (the CronJob, streamed) or spark (the Spark Operator on the cluster, deploy/kubernetes/components/spark)."
+  type        = string
+  default     = "container"
+
+  validation {
+    condition     = contains(["container", "spark"], var.batch_engine)
+    error_message = "batch_engine is container or spark."
+  }
+}
+
 variable "batch_input_uri" {
   description = "BATCH_INPUT_URI of the batch CronJob: az://<container>/<path> in this environment's storage account."
   type        = string

@@ -54,3 +54,8 @@ output "inference_log_uri" {
   description = "Where the service's log shipper uploads the sampled inference log (INFERENCE_LOG_URI of the server's ConfigMap)."
   value       = local.inference_log_uri
 }
+
+output "batch_engine" {
+  description = "Where the batch job runs: container (the CronJob) or spark (make k8s-manifests adds deploy/kubernetes/components/spark)."
+  value       = var.batch_engine
+}

@@ -297,7 +297,7 @@ variable "batch_output_path" {
 }
 
 variable "batch_engine" {
-  description = "serving = batch: where batch scoring runs, container (the Cloud Run job, streamed) or spark (Dataproc Serverless, spark_batch.tf)."
+  description = "Where batch scoring runs. serving = batch: container (the Cloud Run job, streamed) or spark (Dataproc Serverless, spark_batch.tf); serving = kubernetes: container (the CronJob) or spark (the Spark Operator on the cluster, deploy/kubernetes/components/spark)."
   type        = string
   default     = "container"
 
