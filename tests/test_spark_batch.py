@@ -7,8 +7,9 @@ that break the contract (out of range, unknown category, missing non-nullable, a
 `python -m <package>.batch` scores the same files. The predictions must be the same rows in the same order
 (keys equal, predictions within 1e-9), the bad rows must be in both rejects with the same reasons, and the
 counts must add up to the input's rows. Then the render's own tests of the adapter run with pyspark installed
-(so they run, rather than skip). The managed Spark services (EMR Serverless, Dataproc Serverless, Synapse) and
-spark-operator cannot run here: their Terraform and manifests are checked statically by the render matrix.
+(so they run, rather than skip). The managed Spark services (EMR Serverless, Dataproc Serverless) and the Spark
+Operator on a cluster cannot run here: their Terraform and manifests are checked statically (the render matrix,
+tests/test_kubernetes.py). The cluster's image runs Spark 4.0: `TEST_PYSPARK=pyspark==4.0.4` runs this test on it.
 
 Needs Java (.ci/bootstrap installs a headless JRE when `java` is missing); skipped, with that reason, without it.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import time
@@ -31,8 +33,9 @@ from byod_datasets import write_dataset
 from conftest import run
 from test_generated_project import SAMPLES, project_env, step
 
-# The Spark of the managed runtimes the generated Terraform picks (EMR 7.x, Dataproc Serverless 2.2, Synapse 3.5).
-PYSPARK = "pyspark==3.5.7"
+# The Spark of the managed runtimes the generated Terraform picks (EMR 7.x, Dataproc Serverless 2.2); the Spark
+# Operator's image (Dockerfile.spark on serving kubernetes) is Spark 4.0.4.
+PYSPARK = os.environ.get("TEST_PYSPARK", "pyspark==3.5.7")
 PACKAGE = "customer_churn"
 NOT_A_CATEGORY = "not-a-category"
 

@@ -70,10 +70,11 @@ data "aws_iam_policy_document" "batch_task" {
     resources = ["${local.data_bucket_arn}/${var.batch_input_key}"]
   }
 
-  # the output's folder: the predictions, their rejects (<stem>.rejects.<ext>), the staging name and the report
+  # the output's folder: the predictions, their rejects (<stem>.rejects.<ext>), the staging name and the report;
+  # the commit renames <output>.partial to <output>, which on S3 is a copy and a delete of the staging object
   statement {
     sid       = "WriteOutputRejectsAndValidationReport"
-    actions   = ["s3:PutObject", "s3:GetObject"]
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
     resources = ["${local.data_bucket_arn}/${local.batch_output_folder}*"]
   }
 
