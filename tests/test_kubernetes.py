@@ -275,10 +275,14 @@ def spark_release(answers: dict, project: Path, environment: str) -> list[dict]:
     return _releases[key]
 
 
+# The object store's Hadoop connector the Spark image carries, and what Spark's configuration says of it.
 SPARK_CONNECTORS = {
-    "aws": ("packages", "org.apache.hadoop:hadoop-aws:"),
-    "gcp": ("jars", "https://repo1.maven.org/maven2/com/google/cloud/bigdataoss/gcs-connector/"),
-    "azure": ("packages", "org.apache.hadoop:hadoop-azure:"),
+    "aws": ("HADOOP_CONNECTOR=org.apache.hadoop:hadoop-aws:3.4.1", "spark.hadoop.fs.s3a.aws.credentials.provider"),
+    "gcp": ("GCS_CONNECTOR_VERSION=3.0.9", "spark.hadoop.fs.gs.impl"),
+    "azure": (
+        "HADOOP_CONNECTOR=org.apache.hadoop:hadoop-azure:3.4.1",
+        "spark.hadoop.fs.azure.account.oauth2.token.file",
+    ),
 }
 
 
@@ -291,6 +295,8 @@ def test_spark_batch_replaces_the_cronjob_as_the_batch_identity(render, cloud: s
     dockerfile = (project / "Dockerfile.spark").read_text()
     (spark_version,) = re.findall(r"^FROM spark:([0-9.]+)-scala[^@\s]+@sha256:[0-9a-f]{64}$", dockerfile, re.M)
     assert "WORKDIR /opt/app" in dockerfile and "> score.py" in dockerfile  # the application's local:// file
+    lint = run([tool("hadolint"), "--failure-threshold", "info", "Dockerfile.spark"], project)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     for environment in ENVIRONMENTS:
         container = release(answers, project, environment)
         objects = spark_release(answers, project, environment)
@@ -309,8 +315,9 @@ def test_spark_batch_replaces_the_cronjob_as_the_batch_identity(render, cloud: s
         assert template["sparkVersion"] == spark_version
         assert (template["type"], template["mainApplicationFile"]) == ("Python", "local:///opt/app/score.py")
         assert template["restartPolicy"] == {"type": "Never"}
-        kind, prefix = SPARK_CONNECTORS[cloud]
-        assert [item for item in template["deps"][kind] if item.startswith(prefix)], template["deps"]
+        connector, setting = SPARK_CONNECTORS[cloud]
+        assert f"ARG {connector}" in dockerfile and setting in template["sparkConf"]
+        assert "deps" not in template  # nothing is downloaded when a run starts
         settings = one(objects, "ConfigMap", f"{SLUG}-batch")
         assert settings["data"]["BATCH_INPUT_URI"].startswith(BUCKET_SCHEMES[cloud])
         pods = {role: template[role] for role in ("driver", "executor")}
