@@ -66,6 +66,11 @@ run "deploy_of_an_image_tag" {
     condition     = alltrue([for flex in aws_scheduler_schedule.batch[0].flexible_time_window : flex.mode == "OFF"])
     error_message = "the batch job must start at its scheduled time"
   }
+
+  assert {
+    condition     = one([for statement in data.aws_iam_policy_document.batch_task.statement : statement.actions if statement.sid == "WriteOutputRejectsAndValidationReport"]) == toset(["s3:PutObject", "s3:GetObject", "s3:DeleteObject"])
+    error_message = "the task must write, read and delete in its output folder: the commit renames <output>.partial (a copy and a delete on S3)"
+  }
 }
 
 run "spark_engine_runs_the_job_on_emr_serverless" {

@@ -64,6 +64,41 @@ run "workload_roles_trust_only_their_service_accounts" {
   }
 }
 
+# The batch job's role serves either engine (batch_engine): the CronJob's streamed commit and Spark's committer both
+# write, rename and delete in the output folder, and a folder of input files is read whole.
+run "batch_role_writes_the_output_folder_for_either_engine" {
+  command = plan
+
+  variables {
+    batch_engine = "spark"
+  }
+
+  # the buckets' ARNs are known only after an apply: give them one, to compare the policy's resources
+  override_resource {
+    target          = aws_s3_bucket.project
+    override_during = plan
+    values          = { arn = "arn:aws:s3:::project-bucket" }
+  }
+
+  assert {
+    condition = (
+      one([for statement in data.aws_iam_policy_document.workload_batch.statement : statement.resources if statement.sid == "WriteBatchOutputFolder"]) == toset(["arn:aws:s3:::project-bucket/batch/output/*"])
+      && contains(one([for statement in data.aws_iam_policy_document.workload_batch.statement : statement.actions if statement.sid == "WriteBatchOutputFolder"]), "s3:DeleteObject")
+    )
+    error_message = "the batch role must write and delete in batch/output/ (predictions, rejects, report; Spark's _temporary and overwrite)"
+  }
+
+  assert {
+    condition     = one([for statement in data.aws_iam_policy_document.workload_batch.statement : statement.resources if statement.sid == "ReadBatchInput"]) == toset(["arn:aws:s3:::project-bucket/batch/input/records.csv*"])
+    error_message = "the batch role reads the input key and what is under it, nothing else"
+  }
+
+  assert {
+    condition     = output.batch_engine == "spark"
+    error_message = "make k8s-manifests reads the engine from the output batch_engine"
+  }
+}
+
 run "before_cluster_name_nothing_in_the_cluster_is_planned" {
   command = plan
 
