@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -347,6 +348,80 @@ def test_spark_batch_replaces_the_cronjob_as_the_batch_identity(render, cloud: s
         assert all(set(peer) == {"podSelector"} and selects(peer["podSelector"], BATCH) for peer in sources)
         # the service's objects are the container release's
         assert [o for o in objects if o["kind"] == "Deployment"] == [o for o in container if o["kind"] == "Deployment"]
+
+
+SPARK_OUTPUT = "gs://customer-churn-data-staging/batch/output/predictions.csv"
+FAKE_SPARK_OPERATOR = """#!/bin/sh
+# Stand-in kubectl before a Spark Operator: `get scheduledsparkapplication` answers with the release's object
+# ($STATE.scheduled), `create` keeps what it is given ($STATE.created), each `get sparkapplication` answers with the
+# next state of $STATE.states (the last one stays), `delete` is only recorded.
+echo "$*" >> "$STATE.calls"
+case "$*" in
+  *" get scheduledsparkapplication "*) cat "$STATE.scheduled" ;;
+  *" create --filename -"*) cat > "$STATE.created" ;;
+  *" get sparkapplication "*)
+    state="$(head -n 1 "$STATE.states")"
+    if [ "$(wc -l < "$STATE.states")" -gt 1 ]; then sed -i 1d "$STATE.states"; fi
+    printf '{"status": {"applicationState": {"state": "%s", "errorMessage": "%s"}}}' "$state" "$ERROR" ;;
+  *" delete sparkapplication "*) ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("states", "error", "timeout", "code", "said"),
+    [
+        (["SUBMITTED", "RUNNING", "COMPLETED"], "", 60, 0, f"COMPLETED; predictions in {SPARK_OUTPUT}"),
+        (["RUNNING", "FAILED"], "driver container failed with ExitCode: 1", 60, 1, "FAILED: driver container failed"),
+        (["RUNNING"], "", 0, 1, f"still RUNNING after 0 s, cancelled; see {SPARK_OUTPUT}.validation.json"),
+    ],
+    ids=["completed", "failed", "timed-out"],
+)
+def test_spark_batch_submit_runs_the_schedules_template_and_waits(
+    render, tmp_path: Path, states: list[str], error: str, timeout: int, code: int, said: str
+) -> None:
+    """`make spark-batch-submit` on the cluster: one SparkApplication whose spec is the schedule's template (valid
+    for the operator's schema), waited for until it ends; a failure exits 1 with the operator's reason, a run past
+    the timeout is deleted. kubectl is a stand-in: no cluster or Spark Operator can run here."""
+    answers = next(a for a in KUBERNETES_COMBOS if a["cloud_provider"] == "gcp")
+    project = render(**answers)
+    (scheduled,) = by_kind(spark_release(answers, project, "staging"), "ScheduledSparkApplication")
+    state = tmp_path / "operator"
+    Path(f"{state}.scheduled").write_text(json.dumps(scheduled))
+    Path(f"{state}.states").write_text("\n".join(states) + "\n")
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_SPARK_OPERATOR)
+    kubectl.chmod(0o755)
+    variables = [f"KUBECTL={kubectl}", "RUN=", "SPARK_INTERVAL=0", f"SPARK_TIMEOUT={timeout}"]
+    variables.append(f"K8S_BATCH_OUTPUT_URI={SPARK_OUTPUT}")  # else read from `terraform output`
+    environment = {
+        **os.environ,
+        "STATE": str(state),
+        "ERROR": error,
+        "PYTHONPATH": str(project / "src"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    result = run(
+        ["make", "--no-print-directory", "spark-batch-submit", "ENV=staging", *variables], project, env=environment
+    )
+    # make fails with its own code; the module's message says which failure it was
+    assert (result.returncode == 0) == (code == 0), result.stdout + result.stderr
+    assert said in result.stdout + result.stderr
+
+    created = json.loads(Path(f"{state}.created").read_text())
+    assert created["kind"] == "SparkApplication" and created["spec"] == scheduled["spec"]["template"]
+    assert re.fullmatch(rf"{SLUG}-batch-manual-\d{{8}}-\d{{6}}", created["metadata"]["name"])
+    template_schema = crd_validator(CRD_SCHEMAS[(scheduled["apiVersion"], scheduled["kind"])]).schema
+    jsonschema.validate(created["spec"], template_schema["properties"]["spec"]["properties"]["template"])
+    calls = Path(f"{state}.calls").read_text().splitlines()
+    assert all(call.startswith(f"--namespace {SLUG}-staging ") for call in calls), calls
+    deleted = [call for call in calls if " delete sparkapplication " in call]
+    assert deleted == (
+        [f"--namespace {SLUG}-staging delete sparkapplication {created['metadata']['name']} --wait=false"]
+        if timeout == 0
+        else []
+    )
 
 
 def test_an_unknown_batch_engine_is_refused(render) -> None:

@@ -125,8 +125,7 @@ def expected_paths(answers: dict) -> tuple[set[str], set[str]]:
     # batch scoring on Spark: the managed engine's Terraform, image and manual submission where one is wired; on
     # Kubernetes, the image of the Spark application (deploy/kubernetes/components/spark)
     spark = serving == "batch" and cloud in ("aws", "gcp")
-    (present if spark else absent).add(f"src/{PACKAGE}/spark_submit.py")
-    (present if spark or kubernetes else absent).add("Dockerfile.spark")
+    (present if spark or kubernetes else absent).update({"Dockerfile.spark", f"src/{PACKAGE}/spark_submit.py"})
     for other in ("aws", "gcp"):
         (present if spark and other == cloud else absent).add(f"infra/terraform/{other}/spark_batch.tf")
     absent.add("infra/terraform/azure/spark_batch.tf")

@@ -1,13 +1,16 @@
 """Submit the batch-scoring Spark job to the deployed engine and wait: `python -m <package>.spark_submit`.
 
-The manual path next to the schedule (`make spark-batch-submit ENV=<env>`): it sends the request the schedule
-sends, read from the environment's Terraform output `spark_batch_job`, so a run by hand and a scheduled run
-are the same job. It owns only the engines' submission APIs; what the job does is
-`python -m <package>.spark_batch`, in the job's image.
+The manual path next to the schedule (`make spark-batch-submit ENV=<env>`): it sends the request the
+schedule sends (the environment's Terraform output `spark_batch_job`, or the Spark application's own schedule
+on the cluster), so a run by hand and a scheduled run are the same job. It owns only the engines' submission
+APIs; what the job does is `python -m <package>.spark_batch`, in the job's image.
 
 - `emr-serverless`: StartJobRun on the application, then GetJobRun (botocore, the caller's AWS credentials).
 - `dataproc-serverless`: batches.create, then batches.get (google-auth's AuthorizedSession, the caller's
   Application Default Credentials).
+- `spark-operator` (serving kubernetes): a SparkApplication made from the ScheduledSparkApplication's own
+  template (deploy/kubernetes/components/spark), created and watched with kubectl (`$KUBECTL`, the caller's
+  cluster credentials: make k8s-credentials).
 
 It waits until the run ends or `--timeout` seconds pass (then it cancels the run). Exit 0: the run succeeded;
 1: it failed (the engine's reason is printed) or timed out; 2: the engine refused a request or could not be
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -27,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-ENGINES = ("emr-serverless", "dataproc-serverless")
+ENGINES = ("emr-serverless", "dataproc-serverless", "spark-operator")
 
 
 @dataclass(frozen=True)
@@ -135,10 +140,60 @@ class DataprocServerless:
         self._call("POST", f"{self.API}/{batch['operation']}:cancel")
 
 
+class SparkOperator:
+    """A SparkApplication of the cluster's Spark Operator, from its ScheduledSparkApplication's template."""
+
+    ENDED: ClassVar[dict[str, bool]] = {"COMPLETED": True, "FAILED": False, "SUBMISSION_FAILED": False}
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.kubectl = os.environ.get("KUBECTL") or "kubectl"
+        self.namespace = str(job["namespace"])
+        self.schedule = str(job["schedule"])
+
+    def _kubectl(self, *args: str, stdin: str | None = None) -> str:
+        command = [self.kubectl, "--namespace", self.namespace, *args]
+        try:
+            result = subprocess.run(  # noqa: S603 - kubectl with a fixed argument list, no shell
+                command, input=stdin, capture_output=True, text=True, timeout=120, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise EngineError(f"{' '.join(command)}: {error}") from error
+        if result.returncode != 0:
+            raise EngineError(f"{' '.join(command)}: {result.stderr.strip()[:2000]}")
+        return result.stdout
+
+    def _get(self, kind: str, name: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._kubectl("get", kind, name, "--output", "json")))
+        except ValueError as error:
+            raise EngineError(f"kubectl get {kind} {name}: not JSON ({error})") from error
+
+    def submit(self) -> str:
+        scheduled = self._get("scheduledsparkapplication", self.schedule)
+        name = f"{self.schedule}-manual-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        application = {
+            "apiVersion": scheduled["apiVersion"],
+            "kind": "SparkApplication",
+            "metadata": {"name": name, "labels": scheduled["metadata"].get("labels", {})},
+            "spec": scheduled["spec"]["template"],
+        }
+        self._kubectl("create", "--filename", "-", stdin=json.dumps(application))
+        return name
+
+    def state(self, run_id: str) -> RunState:
+        application = self._get("sparkapplication", run_id).get("status", {}).get("applicationState", {})
+        state = str(application.get("state") or "NEW")
+        return RunState.of(state, self.ENDED, str(application.get("errorMessage", "")))
+
+    def cancel(self, run_id: str) -> None:
+        self._kubectl("delete", "sparkapplication", run_id, "--wait=false")
+
+
 def engine_for(job: dict[str, Any]) -> Engine:
     engines: dict[str, Callable[[dict[str, Any]], Engine]] = {
         "emr-serverless": EmrServerless,
         "dataproc-serverless": DataprocServerless,
+        "spark-operator": SparkOperator,
     }
     return engines[job["engine"]](job)
 
